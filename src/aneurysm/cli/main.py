@@ -1,0 +1,177 @@
+"""The ``aneurysm`` command. Each command is a thin call into the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..config import config_to_dict, load_config
+from ..errors import AneurysmError
+from ..registry import adapter_classes, get_adapter, source_root
+
+console = Console(stderr=False)
+
+
+class UserError(click.ClickException):
+    """A one-line error, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except AneurysmError as exc:
+            raise UserError(str(exc)) from None
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="aneurysm")
+def cli() -> None:
+    """Detect and localise intracranial aneurysms on cerebral angiography."""
+
+
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False), default=None,
+    help="Folder with one sub-folder per source (kium/, rsna2025/, ...); default $ANEURYSM_DATA.")
+
+
+# --- sources ----------------------------------------------------------------------------
+@cli.command("sources")
+def sources_cmd() -> None:
+    """List the registered data-set adapters."""
+    table = Table(title="registered adapters")
+    for col in ("name", "folder", "module", "description"):
+        table.add_column(col)
+    for name, cls in adapter_classes().items():
+        table.add_row(name, f"{cls.folder_name}/", cls.__module__, cls.description)
+    console.print(table)
+
+
+# --- synth ------------------------------------------------------------------------------
+@cli.group("synth")
+def synth_group() -> None:
+    """Write synthetic data sets in each source's exact layout."""
+
+
+@synth_group.command("kium")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--patients", default=200, show_default=True, help="Training patients.")
+@click.option("--test", "test", default=50, show_default=True, help="Test patients.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--image-size", default=512, show_default=True, help="Rendered size in pixels.")
+@click.option("--messy", is_flag=True,
+              help="Reproduce the real data's mess: mixed sizes, 3-channel files, border bands "
+                   "with text, a duplicate upload.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Also save a montage PNG of one positive patient's eight views.")
+@click.option("--workers", default=0, help="Processes (0 = one per core).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def synth_kium_cmd(out, patients, test, seed, image_size, messy, preview, workers, force) -> None:
+    """Render a synthetic K-ium root into OUT (train_set/, test_set/, groundtruth.csv)."""
+    from ..synth.kium import SynthConfig, save_preview, write_kium
+
+    config = SynthConfig(patients=patients, test=test, seed=seed, image_size=image_size,
+                         messy=messy)
+    root = write_kium(out, config, force=force, workers=workers or None)
+    console.print(f"wrote {patients} training and {test} test patients to {root}")
+    if preview:
+        console.print(f"preview: {save_preview(root, preview)}")
+
+
+# --- check ------------------------------------------------------------------------------
+@cli.command("check")
+@click.option("--source", default="kium", show_default=True, help="Adapter name.")
+@click.option("--root", type=click.Path(), default=None, help="The source's folder.")
+@data_root_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every finding as JSON here.")
+@click.option("--strict", is_flag=True, help="Exit non-zero on any finding at all.")
+@click.option("--workers", default=0, help="Processes (0 = one per core).")
+@click.option("--show", default=25, show_default=True, help="Findings to list in the terminal.")
+def check_cmd(source, root, data_root, json_path, strict, workers, show) -> None:
+    """The data doctor: report what is wrong with a data folder before training."""
+    from ..quality import run_doctor
+    from .render import print_doctor_report
+
+    adapter = get_adapter(source)
+    if not hasattr(adapter, "inspect"):
+        raise UserError(f"adapter {source!r} has no data checks (no inspect method)")
+    folder = source_root(adapter, root, data_root)
+    report = run_doctor(adapter, folder, workers=workers or None)
+    print_doctor_report(console, report, show)
+    if json_path:
+        report.write_json(json_path)
+        console.print(f"findings written to {json_path}")
+    if report.blocking(strict):
+        reason = "findings (--strict)" if strict else "errors: training cannot proceed"
+        console.print(f"[bold red]check failed[/]: {reason}")
+        sys.exit(1)
+    console.print("[bold green]check passed[/]: training can proceed")
+
+
+# --- preprocess -------------------------------------------------------------------------
+@cli.command("preprocess")
+@click.option("--source", default="kium", show_default=True)
+@click.option("--root", type=click.Path(), default=None)
+@data_root_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--image-size", type=int, default=None, help="Override preprocess.image_size.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--skip-bad", is_flag=True, help="Warn about unreadable images instead of failing.")
+def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, skip_bad) -> None:
+    """Preprocess and cache every image of a source (parallel; a re-run is near-instant)."""
+    from ..preprocessing import ImageCache
+
+    config = load_config(config_path, {"preprocess": {"image_size": image_size},
+                                       "data": {"cache_dir": cache_dir}})
+    adapter = get_adapter(source)
+    folder = source_root(adapter, root, data_root)
+    paths = [p for split in getattr(adapter, "splits", ("train",))
+             for r in _load_split(adapter, folder, split) for p in r_paths(r)]
+    cache = ImageCache(config.data.cache_dir, config.preprocess)
+    errors = cache.warm(paths, workers=config.data.workers or None)
+    for path, problem in errors.items():
+        console.print(f"[yellow]warning[/]: {path}: {problem}")
+    if errors and not skip_bad:
+        first = next(iter(errors.items()))
+        raise UserError(f"{first[0]}: {first[1]} ({len(errors)} unreadable image(s); "
+                        "--skip-bad to continue without them)")
+    console.print(f"{len(paths) - len(errors)} images cached in {cache.dir}"
+                  + (f"; {len(errors)} skipped" if errors else ""))
+
+
+def _load_split(adapter, folder: Path, split: str):
+    try:
+        return adapter.load(folder, split)
+    except AneurysmError:
+        if split == "train":
+            raise
+        return []  # a source without a test split is fine
+
+
+def r_paths(record) -> list[str]:
+    return [v.path for v in record.views if v.path]
+
+
+@cli.command("config")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+def config_cmd(config_path) -> None:
+    """Print the resolved configuration (defaults + YAML) as YAML."""
+    click.echo(yaml.safe_dump(config_to_dict(load_config(config_path)), sort_keys=False))
+
+
+def main() -> None:
+    cli(prog_name="aneurysm")
+
+
+if __name__ == "__main__":
+    main()

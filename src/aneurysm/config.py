@@ -1,0 +1,94 @@
+"""Experiment configuration: dataclasses filled from YAML, with unknown keys refused.
+
+A typo in a YAML key would otherwise silently fall back to a default and change an experiment
+without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+from .preprocessing.angiogram import PreprocessConfig
+
+T = TypeVar("T")
+
+
+def default_cache_dir() -> str:
+    return os.environ.get("ANEURYSM_CACHE", str(Path.home() / ".cache" / "aneurysm"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    cache_dir: str = field(default_factory=default_cache_dir)
+    workers: int = 0  # 0 = one per CPU core
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+
+def _build(cls: type[T], values: Any, where: str) -> T:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(hint, value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint in (int, float, str, bool):
+        if hint is bool and not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if hint is float and not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return hint(value)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(value) if origin is tuple else list(value)
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, dict] | None = None,
+                cls: type[T] = ExperimentConfig) -> T:
+    """Defaults, then the YAML file, then ``overrides`` ({section: {key: value}})."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    for section, entries in (overrides or {}).items():
+        values.setdefault(section, {})
+        values[section].update({k: v for k, v in entries.items() if v is not None})
+    return _build(cls, values, str(path) if path else "config")
+
+
+def config_to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,44 @@
+"""Read angiography images as 2-D uint8 arrays, with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from ..errors import DataError
+
+# A truncated JPEG must fail loudly, never decode silently into a half-grey picture.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def load_grayscale(path: str | Path) -> np.ndarray:
+    """Decode an image fully and return it as an HxW uint8 array (3-channel files are averaged)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+                gray = img.convert("L")
+            elif img.mode in ("I;16", "I;16B", "I", "F"):
+                arr = np.asarray(img, dtype=np.float64)
+                lo, hi = float(arr.min()), float(arr.max())
+                scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+                return scaled.round().astype(np.uint8)
+            else:
+                raise DataError(path, f"unsupported image mode {img.mode}")
+            return np.asarray(gray, dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise DataError(path, "image file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(path, "not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(path, f"unreadable image ({exc})") from None
+
+
+def image_channels(path: str | Path) -> int:
+    with Image.open(path) as img:
+        return len(img.getbands())

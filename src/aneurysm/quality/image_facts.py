@@ -1,0 +1,71 @@
+"""Per-image facts the doctor needs: readable?, size, channels, hashes, overlays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError
+from ..io.hashing import file_sha256
+from ..io.images import image_channels, load_grayscale
+from ..preprocessing.angiogram import PreprocessConfig, border_bands, overlay_text_mask
+
+_PHASH_SIZE = 16  # 256-bit hash: different patients' similar views stay apart
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    path: str
+    error: str = ""
+    width: int = 0
+    height: int = 0
+    channels: int = 0
+    sha256: str = ""
+    phash: bytes = b""
+    border: tuple[int, int, int, int] = (0, 0, 0, 0)
+    text_pixels: int = 0
+
+
+def examine_image(path: str) -> ImageFacts:
+    """Decode one file fully; never raises for a bad file, it reports it instead."""
+    defaults = PreprocessConfig()
+    try:
+        sha = file_sha256(path)
+        gray = load_grayscale(path)
+        channels = image_channels(path)
+    except DataError as exc:
+        return ImageFacts(path, error=exc.problem)
+    except OSError as exc:
+        return ImageFacts(path, error=f"unreadable ({exc})")
+    bands = border_bands(gray, defaults.border_dark_level)
+    top, bottom, left, right = bands
+    inner = gray[top:gray.shape[0] - bottom, left:gray.shape[1] - right]
+    text = int(overlay_text_mask(inner, defaults.text_bright_level).sum())
+    ph = imagehash.phash(Image.fromarray(gray), hash_size=_PHASH_SIZE).hash
+    return ImageFacts(path, "", gray.shape[1], gray.shape[0], channels, sha,
+                      np.packbits(ph.ravel()).tobytes(), bands, text)
+
+
+def near_duplicate_pairs(facts: list[ImageFacts], max_distance: int) -> list[tuple[int, int, int]]:
+    """Index pairs whose perceptual hashes differ in at most ``max_distance`` bits."""
+    usable = [i for i, f in enumerate(facts) if f.phash]
+    if len(usable) < 2:
+        return []
+    bits = np.unpackbits(np.frombuffer(b"".join(facts[i].phash for i in usable), dtype=np.uint8)
+                         .reshape(len(usable), -1), axis=1).astype(np.float32)
+    signs = 2.0 * bits - 1.0
+    n_bits = bits.shape[1]
+    pairs = []
+    chunk = 2048
+    for start in range(0, len(usable), chunk):
+        dots = signs[start:start + chunk] @ signs.T  # agreement - disagreement
+        dist = (n_bits - dots) / 2.0
+        rows, cols = np.nonzero(dist <= max_distance)
+        for r, c in zip(rows, cols):
+            i, j = start + int(r), int(c)
+            if i < j:
+                pairs.append((usable[i], usable[j], int(round(dist[r, c]))))
+    return pairs

@@ -1,0 +1,77 @@
+"""Save and load lists of study records (manifests) as JSON, refusing a different label space."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import DataError
+from ..io.atomic import atomic_write_text
+from .locations import LOCATION_NAMES
+from .records import GroupLabel, StudyRecord, ViewImage
+
+FORMAT = "aneurysm-manifest"
+VERSION = 1
+
+
+def _record_to_json(r: StudyRecord) -> dict:
+    return {
+        "study_id": r.study_id,
+        "patient_id": r.patient_id,
+        "source": r.source,
+        "modality": r.modality,
+        "split": r.split,
+        "views": [[v.view, v.path] for v in r.views],
+        "presence": r.presence,
+        "locations": list(r.locations),
+        "location_known": [int(k) for k in r.location_known],
+        "groups": [{"members": list(g.members), "positive": g.positive} for g in r.groups],
+        "attributes": dict(r.attributes),
+    }
+
+
+def _record_from_json(d: dict) -> StudyRecord:
+    return StudyRecord(
+        study_id=str(d["study_id"]),
+        patient_id=str(d["patient_id"]),
+        source=d["source"],
+        modality=d["modality"],
+        split=d.get("split", "train"),
+        views=tuple(ViewImage(v, p) for v, p in d["views"]),
+        presence=d["presence"],
+        locations=tuple(int(v) for v in d["locations"]),
+        location_known=tuple(bool(k) for k in d["location_known"]),
+        groups=tuple(GroupLabel(tuple(g["members"]), bool(g["positive"])) for g in d["groups"]),
+        attributes=tuple(sorted((str(k), str(v)) for k, v in d.get("attributes", {}).items())),
+    )
+
+
+def save_manifest(records: Iterable[StudyRecord], path: str | Path) -> Path:
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "locations": list(LOCATION_NAMES),
+        "records": [_record_to_json(r) for r in records],
+    }
+    atomic_write_text(path, json.dumps(payload, indent=1))
+    return path
+
+
+def load_manifest(path: str | Path) -> list[StudyRecord]:
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "manifest not found") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"not a readable manifest ({exc})") from None
+    if payload.get("format") != FORMAT:
+        raise DataError(path, f"not an {FORMAT} file")
+    if payload.get("locations") != list(LOCATION_NAMES):
+        raise DataError(path, "manifest uses a different location list; relabel it first")
+    try:
+        return [_record_from_json(d) for d in payload["records"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(path, f"malformed record ({exc})") from None

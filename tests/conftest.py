@@ -1,0 +1,24 @@
+"""Shared fixtures: small synthetic K-ium roots written by the real synthesizer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aneurysm.synth.kium import SynthConfig, write_kium
+
+
+@pytest.fixture(scope="session")
+def kium_master(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "kium"
+    write_kium(root, SynthConfig(patients=10, test=5, seed=3, image_size=96), workers=1,
+               progress=False)
+    return root
+
+
+@pytest.fixture
+def kium_root(kium_master: Path, tmp_path: Path) -> Path:
+    """A private copy the test may damage."""
+    return Path(shutil.copytree(kium_master, tmp_path / "kium"))

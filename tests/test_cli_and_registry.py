@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from aneurysm.cli.main import cli
+from aneurysm.registry import adapter_classes, get_adapter, register_adapter, source_root
+
+
+def test_sources_lists_the_builtin_adapter():
+    result = CliRunner().invoke(cli, ["sources"])
+    assert result.exit_code == 0 and "kium" in result.output
+
+
+def test_user_adapters_register_without_editing_the_package(tmp_path):
+    @register_adapter
+    class MyAdapter:
+        name = "mine"
+        description = "a user's own data set"
+        folder_name = "mine"
+
+        def load(self, root, split="train"):
+            return []
+
+    assert "mine" in adapter_classes()
+    assert get_adapter("mine").load(tmp_path) == []
+    assert source_root(get_adapter("mine"), None, tmp_path) == tmp_path / "mine"
+
+
+def test_unknown_source_and_bad_config_are_one_line_errors(tmp_path):
+    result = CliRunner().invoke(cli, ["check", "--source", "nope", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown source 'nope'" in result.output
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("preprocess:\n  image_sise: 3\n")
+    result = CliRunner().invoke(cli, ["config", "--config", str(cfg)])
+    assert result.exit_code == 2 and "image_sise" in result.output
+
+
+def test_data_root_environment_variable(kium_root, monkeypatch):
+    monkeypatch.setenv("ANEURYSM_DATA", str(kium_root.parent))
+    result = CliRunner().invoke(cli, ["check", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "aneurysm", "check", "--root",
+                           str(tmp_path / "x")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "K-ium root not found" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

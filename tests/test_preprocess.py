@@ -1,0 +1,81 @@
+import numpy as np
+from PIL import Image, ImageDraw
+
+from aneurysm.preprocessing import ImageCache, PreprocessConfig, border_bands, clean_angiogram
+
+
+def _bordered_image(tmp_path):
+    rng = np.random.default_rng(0)
+    img = np.full((300, 400), 205, dtype=np.uint8)
+    img[100:110, 50:350] = 60  # a vessel
+    img = np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+    img[:30, :] = 0  # top band
+    img[:, -25:] = 8  # right band
+    pil = Image.fromarray(img)
+    draw = ImageDraw.Draw(pil)
+    draw.text((10, 8), "PATIENT 1234  80kV", fill=255)  # text in the band
+    draw.text((150, 200), "L", fill=255)  # text burned into the picture
+    path = tmp_path / "bordered.jpg"
+    pil.save(path, quality=95)
+    return path
+
+
+def test_cleaning_removes_bands_and_text_and_makes_a_square(tmp_path):
+    from aneurysm.io.images import load_grayscale
+
+    raw = load_grayscale(_bordered_image(tmp_path))
+    assert border_bands(raw)[0] >= 28 and border_bands(raw)[3] >= 23
+    out = clean_angiogram(raw, PreprocessConfig(image_size=128))
+    assert out.shape == (128, 128) and out.dtype == np.uint8
+    assert border_bands(out) == (0, 0, 0, 0)
+    assert np.median(out[:4]) > 150 and np.median(out[:, -4:]) > 150  # no dark band left
+    assert out.max() < 240  # the white text is gone
+    assert out.min() < 120  # the vessel survived
+
+
+def test_cache_is_keyed_by_content_and_parameters(tmp_path):
+    path = _bordered_image(tmp_path)
+    cache_dir = tmp_path / "cache"
+    small = ImageCache(cache_dir, PreprocessConfig(image_size=64))
+    assert small.warm([path], workers=0, progress=False) == {}
+    assert small.load(path).shape == (64, 64)
+    entries = list(small.dir.glob("*.pt"))
+    assert len(entries) == 1
+    stamp = entries[0].stat().st_mtime_ns
+
+    again = ImageCache(cache_dir, PreprocessConfig(image_size=64))
+    again.warm([path], workers=0, progress=False)
+    assert [e.stat().st_mtime_ns for e in again.dir.glob("*.pt")] == [stamp]  # reused
+
+    bigger = ImageCache(cache_dir, PreprocessConfig(image_size=96))
+    assert bigger.dir != small.dir
+    assert bigger.load(path).shape == (96, 96)  # not the stale 64-px entry
+
+    Image.fromarray(np.full((50, 50), 200, dtype=np.uint8)).save(path)  # content changes
+    assert small.load(path).shape == (64, 64)
+    assert len(list(small.dir.glob("*.pt"))) == 2
+
+
+def test_unreadable_images_are_reported_with_their_path(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    cache = ImageCache(tmp_path / "cache", PreprocessConfig(image_size=32))
+    errors = cache.warm([bad], workers=0, progress=False)
+    assert list(errors) == [str(bad)]
+
+
+def test_preprocess_command_caches_a_source(kium_root, tmp_path):
+    from click.testing import CliRunner
+
+    from aneurysm.cli.main import cli
+
+    args = ["preprocess", "--root", str(kium_root), "--image-size", "48",
+            "--cache-dir", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "120 images cached" in result.output
+    (kium_root / "train_set" / "1001LI-A.jpg").write_bytes(b"broken")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "1001LI-A.jpg" in result.output
+    result = CliRunner().invoke(cli, args + ["--skip-bad"])
+    assert result.exit_code == 0 and "1 skipped" in result.output
