@@ -16,7 +16,10 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
+from .model.multiview import ModelConfig
 from .preprocessing.angiogram import PreprocessConfig
+from .training.augment import AugmentConfig
+from .training.config import TrainConfig
 
 T = TypeVar("T")
 
@@ -35,6 +38,9 @@ class DataConfig:
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _build(cls: type[T], values: Any, where: str) -> T:
@@ -92,3 +98,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict] | Non
 
 def config_to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
+
+
+def config_from_dict(values: dict, cls: type[T] = ExperimentConfig) -> T:
+    return _build(cls, values, "config")

@@ -162,6 +162,133 @@ def r_paths(record) -> list[str]:
     return [v.path for v in record.views if v.path]
 
 
+# --- finetune / report / predict / evaluate / demo ----------------------------------------
+@cli.command("finetune")
+@click.option("--folds", default=5, show_default=True, help="Patient-level CV folds.")
+@click.option("--source", default="kium", show_default=True)
+@click.option("--root", type=click.Path(), default=None, help="The source's folder.")
+@data_root_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), default="runs/finetune",
+              show_default=True, help="Run folder.")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Start from this `aneurysm pretrain` checkpoint (heads may differ).")
+@click.option("--splits", "splits_file", type=click.Path(dir_okay=False), default=None,
+              help="Use these folds (splits.json format) instead of making them.")
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--seed", type=int, default=None, help="Override train.seed.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last epoch.")
+@click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option("--skip-bad", is_flag=True,
+              help="Train without unreadable images (counted in the report) instead of failing.")
+def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_file, epochs,
+                 seed, cache_dir, resume, force, skip_bad) -> None:
+    """Fine-tune with patient-level cross-validation, then write the report."""
+    from ..evaluation.report import write_report
+    from ..training.finetune import finetune
+    from .render import print_run_report
+
+    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed},
+                                       "data": {"cache_dir": cache_dir}})
+    adapter = get_adapter(source)
+    records = adapter.load(source_root(adapter, root, data_root), "train")
+    finetune(out, records, config, folds=folds, init=init, resume=resume, force=force,
+             splits_file=splits_file, skip_bad=skip_bad)
+    print_run_report(console, write_report(out))
+    console.print(f"run folder: {out} (report.md, report.json, plots)")
+
+
+@cli.command("report")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--bootstrap", default=2000, show_default=True, help="Bootstrap resamples.")
+def report_cmd(run, bootstrap) -> None:
+    """Regenerate report.md, report.json and plots from a run folder."""
+    from ..evaluation.report import write_report
+    from .render import print_run_report
+
+    print_run_report(console, write_report(run, bootstrap))
+    console.print(f"written: {Path(run) / 'report.md'}")
+
+
+@cli.command("predict")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), required=True)
+@click.option("--input", "input_dir", type=click.Path(), required=True,
+              help="A test folder holding test.csv and images (or a K-ium root).")
+@click.option("--output", type=click.Path(dir_okay=False), default="output.csv",
+              show_default=True)
+@click.option("--locations", type=click.Choice(["binary", "prob"]), default="binary",
+              show_default=True, help="0/1 at the run's thresholds, or probabilities.")
+@click.option("--tta/--no-tta", default=None, help="Left-right test-time augmentation "
+                                                    "(default: the run's train.tta_mirror).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT.")
+def predict_cmd(run_dir, input_dir, output, locations, tta, force) -> None:
+    """Ensemble the fold models over a test set; write output.csv in the official format."""
+    from ..inference.predict import predict_run
+
+    records = _test_records(Path(input_dir))
+    result = predict_run(run_dir, records, output, locations=locations, tta=tta, force=force)
+    if result.partial_studies:
+        console.print(f"[yellow]warning[/]: {len(result.partial_studies)} patient(s) predicted "
+                      f"from fewer than 8 views: {', '.join(result.partial_studies[:10])}")
+    if result.skipped_images:
+        console.print(f"[yellow]warning[/]: {len(result.skipped_images)} unreadable image(s) "
+                      f"ignored: {', '.join(result.skipped_images[:5])}")
+    console.print(f"wrote {result.studies} rows to {result.output} "
+                  f"({result.folds}-fold ensemble)")
+
+
+def _test_records(input_dir: Path):
+    """Accept a test_set/ folder itself or a K-ium root containing one."""
+    import shutil
+    import tempfile
+
+    adapter = get_adapter("kium")
+    if (input_dir / "test_set" / "test.csv").is_file():
+        return adapter.load(input_dir, "test")
+    if not (input_dir / "test.csv").is_file():
+        raise UserError(f"{input_dir}: no test.csv here (expected a test folder with test.csv "
+                        "and its images)")
+    parent = Path(tempfile.mkdtemp(prefix="aneurysm-predict-"))
+    try:
+        (parent / "test_set").symlink_to(input_dir.resolve(), target_is_directory=True)
+        records = adapter.load(parent, "test")
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+    return records
+
+
+@cli.command("evaluate")
+@click.option("--truth", type=click.Path(dir_okay=False), required=True)
+@click.option("--pred", type=click.Path(dir_okay=False), required=True)
+@click.option("--bootstrap", default=2000, show_default=True)
+def evaluate_cmd(truth, pred, bootstrap) -> None:
+    """Official K-ium metrics of an output.csv against ground truth, matched by Index."""
+    from ..evaluation.official import evaluate_files
+    from .render import print_evaluation
+
+    print_evaluation(console, evaluate_files(truth, pred, bootstrap))
+
+
+@cli.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
+@click.option("--patients", default=160, show_default=True)
+@click.option("--test", "test", default=60, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--force", is_flag=True, help="Replace an earlier demo in OUT.")
+def demo_cmd(out, patients, test, seed, config_path, epochs, force) -> None:
+    """Run the main job end to end on built-in synthetic data."""
+    from ..demo import run_demo
+    from .render import print_demo
+
+    config = load_config(config_path, {"train": {"epochs": epochs}})
+    result = run_demo(out, patients=patients, test=test, seed=seed, config=config, force=force,
+                      log=console.print)
+    print_demo(console, result)
+
+
 @cli.command("config")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 def config_cmd(config_path) -> None:

@@ -40,3 +40,56 @@ def print_doctor_report(console: Console, report: DoctorReport, show: int) -> No
                       highlight=False, soft_wrap=True)
     if len(report.findings) > show:
         console.print(f"... {len(report.findings) - show} more (see --json)")
+
+
+def _f(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"
+
+
+def print_run_report(console: Console, r) -> None:
+    table = Table(title=f"cross-validated result ({len(r.folds)} folds, {r.n_studies} studies)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("presence AUROC, pooled OOF [95% CI]", str(r.presence))
+    table.add_row("presence AUROC per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
+    table.add_row("train - validation AUROC gap (mean)", _f(r.mean_gap))
+    table.add_row("location accuracy (all-zeros baseline)",
+                  f"{_f(r.official['location_accuracy'])} "
+                  f"({_f(r.official['location_accuracy_all_zeros'])})")
+    table.add_row("Brier score", _f(r.brier))
+    if r.skipped_images or r.dropped_studies:
+        table.add_row("skipped with --skip-bad", f"{r.skipped_images} images, "
+                                                 f"{r.dropped_studies} studies")
+    console.print(table)
+
+
+def print_evaluation(console: Console, e) -> None:
+    table = Table(title=f"evaluation on {e.n} patients (matched by Index)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("presence AUROC [95% CI]", str(e.presence))
+    table.add_row("location accuracy", _f(e.official["location_accuracy"]))
+    table.add_row("location accuracy, all zeros", _f(e.official["location_accuracy_all_zeros"]))
+    console.print(table)
+    loc = Table(title="per location (n/a: fewer than 2 positives)")
+    for col in ("location", "positives", "AUROC", "AP"):
+        loc.add_column(col)
+    for s in e.locations:
+        loc.add_row(s.name, str(s.positives), _f(s.auroc), _f(s.average_precision))
+    console.print(loc)
+
+
+def print_demo(console: Console, d) -> None:
+    r = d.report
+    table = Table(title=f"demo finished in {d.seconds / 60:.1f} min ({d.out})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("CV presence AUROC, pooled OOF [95% CI]", str(r.presence))
+    table.add_row("CV per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
+    table.add_row("train - validation AUROC gap (mean)", _f(r.mean_gap))
+    table.add_row(f"held-out test AUROC ({d.held_out.n} patients) [95% CI]",
+                  str(d.held_out.presence))
+    table.add_row("held-out location accuracy (all zeros)",
+                  f"{_f(d.held_out.official['location_accuracy'])} "
+                  f"({_f(d.held_out.official['location_accuracy_all_zeros'])})")
+    console.print(table)

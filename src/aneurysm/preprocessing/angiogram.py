@@ -18,7 +18,7 @@ ALGORITHM_VERSION = 1
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    image_size: int = 256
+    image_size: int = 128  # CPU-sized default; real data wants 512+ (configs/gpu.yaml)
     remove_border: bool = True
     remove_text: bool = True
     border_dark_level: int = 40  # a band row/column has a median at or below this

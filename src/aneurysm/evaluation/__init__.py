@@ -1,0 +1,1 @@
+"""Evaluation: official K-ium metrics, per-location AUROC/AP, bootstrap intervals, reports."""

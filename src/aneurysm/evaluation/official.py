@@ -1,0 +1,49 @@
+"""``aneurysm evaluate``: score an output.csv against ground truth, matched by Index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+from ..schema import KIUM_COLUMNS, LOCATION_NAMES
+from .metrics import Interval, LocationScore, bootstrap_auroc, official_scores, per_location
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    n: int
+    presence: Interval
+    official: dict[str, float]
+    locations: list[LocationScore]
+
+
+def _read(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(path, f"{what} file not found")
+    table = pd.read_csv(path)
+    missing = [c for c in KIUM_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(path, f"{what} lacks columns {missing}")
+    if table["Index"].duplicated().any():
+        raise DataError(path, f"{what} repeats Index {table['Index'][table['Index'].duplicated()].iloc[0]}")
+    return table.set_index("Index")
+
+
+def evaluate_files(truth_path: str | Path, pred_path: str | Path, n_boot: int = 2000) -> Evaluation:
+    truth_path, pred_path = Path(truth_path), Path(pred_path)
+    truth, pred = _read(truth_path, "ground truth"), _read(pred_path, "prediction")
+    only_truth = sorted(set(truth.index) - set(pred.index))
+    only_pred = sorted(set(pred.index) - set(truth.index))
+    if only_truth or only_pred:
+        raise DataError(pred_path, f"Index sets differ from {truth_path.name}: missing "
+                                   f"{only_truth[:5]}, extra {only_pred[:5]}")
+    pred = pred.loc[truth.index]  # matched by Index, not by position
+    y = truth["Aneurysm"].to_numpy(int)
+    p = pred["Aneurysm"].to_numpy(float)
+    t_loc = truth[list(LOCATION_NAMES)].to_numpy(float)
+    p_loc = pred[list(LOCATION_NAMES)].to_numpy(float)
+    return Evaluation(len(truth), bootstrap_auroc(y, p, n_boot=n_boot),
+                      official_scores(y, p, t_loc, p_loc), per_location(t_loc, p_loc))

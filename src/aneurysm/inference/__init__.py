@@ -1,0 +1,1 @@
+"""Inference: the fold ensemble writes the challenge's output.csv."""

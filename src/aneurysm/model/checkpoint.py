@@ -1,0 +1,86 @@
+"""Checkpoints that carry their contract, and strict loading with readable mismatch errors.
+
+nnU-Net's lesson: every key except the heads must exist with the same shape; DDP's ``module.``
+and torch.compile's ``_orig_mod.`` prefixes are stripped; a mismatch lists what differs instead
+of dumping shapes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import AneurysmError
+from ..io.atomic import atomic_path
+
+HEAD_PREFIX = "heads."
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any],
+                    **extra: Any) -> Path:
+    """Write atomically: a killed process never leaves a half-written checkpoint."""
+    model = getattr(model, "module", model)
+    payload = {"state_dict": strip_prefixes(model.state_dict()), "metadata": metadata, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise AneurysmError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise AneurysmError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise AneurysmError(f"{path}: not an aneurysm checkpoint (no state_dict)")
+    payload["state_dict"] = strip_prefixes(payload["state_dict"])
+    return payload
+
+
+def load_init(model: nn.Module, path: str | Path, expect: dict[str, Any]) -> list[str]:
+    """Load a pretrained body into ``model``; heads may differ. Returns the head keys skipped."""
+    payload = read_checkpoint(path)
+    meta = payload.get("metadata", {})
+    differences = [f"{k}: checkpoint has {meta.get(k)!r}, this run uses {v!r}"
+                   for k, v in expect.items() if k in meta and meta.get(k) != v]
+    if differences:
+        raise AneurysmError(f"{path}: checkpoint does not fit this run: " + "; ".join(differences))
+    source = payload["state_dict"]
+    target = model.state_dict()
+    missing = [k for k in target if k not in source and not k.startswith(HEAD_PREFIX)]
+    unexpected = [k for k in source if k not in target and not k.startswith(HEAD_PREFIX)]
+    shape = [f"{k} {tuple(source[k].shape)} vs {tuple(target[k].shape)}" for k in target
+             if k in source and not k.startswith(HEAD_PREFIX) and source[k].shape != target[k].shape]
+    if missing or unexpected or shape:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected),
+                             ("shape differs", shape)):
+            if items:
+                parts.append(f"{label} ({len(items)}): {', '.join(items[:4])}"
+                             + (" ..." if len(items) > 4 else ""))
+        raise AneurysmError(f"{path}: backbone/fusion do not match this model: " + "; ".join(parts))
+    skipped = [k for k in target if k.startswith(HEAD_PREFIX)
+               and (k not in source or source[k].shape != target[k].shape)]
+    state = {k: v for k, v in source.items() if k in target and k not in skipped}
+    model.load_state_dict(state, strict=False)
+    return skipped

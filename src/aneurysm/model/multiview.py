@@ -1,0 +1,78 @@
+"""Shared backbone over the views of a study, view-type embeddings, masked attention pooling.
+
+One model does presence and location together: the teams that trained two models, or stitched
+the views into one mosaic, did worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..schema import NUM_LOCATIONS, VIEW_TYPES
+from .backbone import create_backbone
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "timm/test_resnet"
+    backbone_weights: str = ""  # local file; never downloaded
+    embed_dim: int = 128
+    dropout: float = 0.2
+
+
+class MaskedAttentionPool(nn.Module):
+    """Gated attention pooling (MIL) over views; absent views get zero weight."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.v = nn.Linear(dim, dim)
+        self.u = nn.Linear(dim, dim)
+        self.w = nn.Linear(dim, 1)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.w(torch.tanh(self.v(h)) * torch.sigmoid(self.u(h))).squeeze(-1)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1)
+        weights = torch.nan_to_num(weights, nan=0.0)  # a study with no view at all
+        return torch.einsum("bv,bvd->bd", weights, h), weights
+
+
+class MultiViewNet(nn.Module):
+    def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.project = nn.Linear(backbone.num_features, config.embed_dim)
+        self.view_embedding = nn.Embedding(len(VIEW_TYPES), config.embed_dim)
+        self.pool = MaskedAttentionPool(config.embed_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.heads = nn.ModuleDict({
+            "presence": nn.Linear(config.embed_dim, 1),
+            "locations": nn.Linear(config.embed_dim, NUM_LOCATIONS),
+        })
+
+    def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
+                view_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, V, 1, S, S) float, view_ids (B, V) long, view_mask (B, V) bool."""
+        b, v = images.shape[:2]
+        present = view_mask.reshape(-1)
+        flat = images.reshape(b * v, *images.shape[2:])
+        feats = torch.zeros(b * v, self.project.out_features, device=images.device,
+                            dtype=self.project.weight.dtype)
+        if present.any():  # the backbone never sees an absent view
+            feats[present] = self.project(self.backbone(flat[present])).to(feats.dtype)
+        h = torch.relu(feats.reshape(b, v, -1) + self.view_embedding(view_ids))
+        pooled, attention = self.pool(h, view_mask)
+        pooled = self.dropout(pooled)
+        return {
+            "presence": self.heads["presence"](pooled).squeeze(-1),
+            "locations": self.heads["locations"](pooled),
+            "attention": attention,
+        }
+
+
+def build_model(config: ModelConfig) -> MultiViewNet:
+    return MultiViewNet(create_backbone(config.backbone, config.backbone_weights or None), config)

@@ -1,0 +1,1 @@
+"""Training: study arrays from the cache, augmentation, patient-level folds, the fold loop."""

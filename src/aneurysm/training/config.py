@@ -1,0 +1,20 @@
+"""Training settings (the ``train:`` section of a YAML config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 8
+    lr: float = 1e-3
+    body_lr_scale: float = 1.0  # the backbone's LR = lr x this; < 1 keeps a pretrained body close
+    weight_decay: float = 1e-4
+    seed: int = 0
+    select_on: str = "val_loss"  # which epoch's weights a fold keeps: val_loss or val_auroc
+    device: str = "auto"  # auto, cpu, cuda
+    precision: str = "fp32"  # fp32 or bf16 (autocast)
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    tta_mirror: bool = True  # average with the left-right mirrored study at prediction time

@@ -1,0 +1,117 @@
+"""Patient-level cross-validated fine-tuning on the challenge set."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import ExperimentConfig
+from ..evaluation.metrics import accuracy_thresholds
+from ..io.atomic import atomic_write_text
+from ..model.checkpoint import load_init
+from ..model.multiview import build_model
+from ..preprocessing import ImageCache
+from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
+from .arrays import build_arrays
+from .folds import load_folds, make_folds, save_folds
+from .loop import FoldResult, train_fold
+from .run_dir import prepare_run, read_run_config, write_run_metadata
+
+
+def checkpoint_metadata(config: ExperimentConfig) -> dict:
+    """The contract a checkpoint carries: what it expects as input and what it predicts."""
+    from .run_dir import software_versions
+
+    return {
+        "backbone": config.model.backbone,
+        "embed_dim": config.model.embed_dim,
+        "image_size": config.preprocess.image_size,
+        "labels": list(LOCATION_NAMES),
+        "preprocess": config.preprocess.cache_params(),
+        "versions": software_versions(),
+    }
+
+
+def finetune(run_dir: str | Path, records: list[StudyRecord], config: ExperimentConfig,
+             folds: int = 5, init: str | None = None, resume: bool = False, force: bool = False,
+             splits_file: str | None = None, skip_bad: bool = False,
+             progress: bool = True) -> list[FoldResult]:
+    run_dir = Path(run_dir)
+    prepare_run(run_dir, resume, force)
+    if resume:
+        config = read_run_config(run_dir)  # the run's own settings, not today's defaults
+        meta = json.loads((run_dir / "meta.json").read_text())
+        init = meta.get("init") or None
+    else:
+        write_run_metadata(run_dir, config, {"init": init, "folds": folds,
+                                             "studies": len(records)})
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    labelled = [r for r in records if r.is_labelled]
+    cache = ImageCache(config.data.cache_dir, config.preprocess)
+    arrays, skipped, dropped = build_arrays(labelled, cache, skip_bad=skip_bad,
+                                            workers=config.data.workers or None,
+                                            progress=progress)
+    kept = [r for r in labelled if r.study_id not in set(dropped)]
+    save_manifest(kept, run_dir / "records.json")
+    atomic_write_text(run_dir / "data_issues.json", json.dumps({
+        "skipped_images": [asdict(s) for s in skipped], "dropped_studies": dropped}, indent=1))
+
+    splits_path = run_dir / "splits.json"
+    if splits_path.is_file():
+        fold_list = load_folds(splits_path, kept)
+    elif splits_file:
+        fold_list = load_folds(splits_file, kept)
+        shutil.copyfile(splits_file, splits_path)
+    else:
+        fold_list = make_folds(kept, folds, config.train.seed)
+        save_folds(fold_list, splits_path, config.train.seed)
+
+    metadata = checkpoint_metadata(config)
+
+    def make_model():
+        torch.manual_seed(config.train.seed)
+        model = build_model(config.model)
+        if init:
+            load_init(model, init, {"backbone": config.model.backbone,
+                                    "image_size": config.preprocess.image_size,
+                                    "embed_dim": config.model.embed_dim})
+        return model
+
+    index = {sid: i for i, sid in enumerate(arrays.study_ids)}
+    results = []
+    for k, fold in enumerate(fold_list):
+        fold_dir = run_dir / f"fold_{k}"
+        summary = fold_dir / "summary.json"
+        if summary.is_file():
+            results.append(FoldResult(**json.loads(summary.read_text())))
+            continue
+        train = arrays.subset([index[s] for s in fold.train])
+        val = arrays.subset([index[s] for s in fold.val])
+        results.append(train_fold(fold_dir, k, make_model, train, val, config.train,
+                                  config.augment, metadata, progress))
+    combine_out_of_fold(run_dir, len(fold_list))
+    return results
+
+
+def combine_out_of_fold(run_dir: Path, n_folds: int) -> pd.DataFrame:
+    """Pool the folds' OOF predictions and choose location thresholds on them."""
+    oof = pd.concat([pd.read_csv(run_dir / f"fold_{k}" / "oof.csv", dtype={"study_id": str,
+                                                                            "patient_id": str})
+                     for k in range(n_folds)], ignore_index=True)
+    oof.to_csv(run_dir / "oof.csv", index=False)
+    truth = oof[[f"{n}_true" for n in LOCATION_NAMES]].to_numpy()
+    probs = oof[[f"{n}_prob" for n in LOCATION_NAMES]].to_numpy()
+    known = ~np.isnan(truth).any(axis=1)
+    cuts = accuracy_thresholds(truth[known], probs[known])
+    atomic_write_text(run_dir / "thresholds.json", json.dumps({
+        "rule": "per location, the cut on pooled out-of-fold probabilities that maximises the "
+                "official location accuracy",
+        "thresholds": dict(zip(LOCATION_NAMES, cuts))}, indent=1))
+    return oof

@@ -1,0 +1,80 @@
+"""A run folder records what produced it: resolved config, seed, software versions, git commit."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import yaml
+
+from ..config import ExperimentConfig, config_from_dict, config_to_dict
+from ..errors import AneurysmError
+from ..io.atomic import atomic_write_text
+
+_PACKAGES = ("aneurysm", "torch", "monai", "timm", "numpy", "scikit-learn", "pandas", "pillow")
+
+
+def software_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=5).stdout
+        return res.stdout.strip() + ("+dirty" if dirty.strip() else "") if res.returncode == 0 \
+            else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def prepare_run(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run unless --force; --resume needs an existing run."""
+    exists = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise AneurysmError(f"{run_dir}: nothing to resume (no config.yaml)")
+        return
+    if exists and not force:
+        raise AneurysmError(f"{run_dir}: run folder exists; use --resume to continue it or "
+                            "--force to replace it")
+    if exists:
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_run_metadata(run_dir: Path, config: ExperimentConfig, extra: dict) -> None:
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(config),
+                                                              sort_keys=False))
+    meta = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": config.train.seed,
+        "command": " ".join(sys.argv),
+        "git_commit": git_commit(),
+        "versions": software_versions(),
+        **extra,
+    }
+    atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=1))
+
+
+def read_run_config(run_dir: Path) -> ExperimentConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise AneurysmError(f"{run_dir}: not a run folder (no config.yaml)")
+    return config_from_dict(yaml.safe_load(path.read_text()))
