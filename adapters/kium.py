@@ -202,9 +202,15 @@ class KiumAdapter:
             raise DataError(root, f"unknown split {split!r}; K-ium has {list(SPLITS)}")
         if not root.is_dir():
             raise DataError(root, "K-ium root not found")
-        folder, csv_path = set_paths(root, split)
+        folder, _ = set_paths(root, split)
         if not folder.is_dir():
             raise DataError(folder, f"{split} folder not found (expected {SPLITS[split][0]}/)")
+        return self.load_set(folder, split)
+
+    def load_set(self, folder: str | Path, split: str = "test") -> list[StudyRecord]:
+        """Records of one set folder on its own (e.g. the organizers' test folder)."""
+        folder = Path(folder)
+        csv_path = folder / SPLITS[split][1]
         table = read_label_table(csv_path)
         problems = header_problems(list(table.columns))
         if problems:

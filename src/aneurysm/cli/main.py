@@ -239,23 +239,14 @@ def predict_cmd(run_dir, input_dir, output, locations, tta, force) -> None:
 
 
 def _test_records(input_dir: Path):
-    """Accept a test_set/ folder itself or a K-ium root containing one."""
-    import shutil
-    import tempfile
-
+    """Accept a test folder holding test.csv, or a K-ium root containing test_set/."""
     adapter = get_adapter("kium")
     if (input_dir / "test_set" / "test.csv").is_file():
         return adapter.load(input_dir, "test")
     if not (input_dir / "test.csv").is_file():
         raise UserError(f"{input_dir}: no test.csv here (expected a test folder with test.csv "
                         "and its images)")
-    parent = Path(tempfile.mkdtemp(prefix="aneurysm-predict-"))
-    try:
-        (parent / "test_set").symlink_to(input_dir.resolve(), target_is_directory=True)
-        records = adapter.load(parent, "test")
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
-    return records
+    return adapter.load_set(input_dir, "test")
 
 
 @cli.command("evaluate")

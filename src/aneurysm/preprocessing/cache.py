@@ -52,7 +52,7 @@ class ImageCache:
     def __init__(self, cache_dir: str | Path, config: PreprocessConfig) -> None:
         self.config = config
         self.params = params_hash(config.cache_params())
-        self.root = Path(cache_dir)
+        self.root = Path(cache_dir).expanduser()
         self.dir = self.root / "preprocessed" / self.params
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "params.json").write_text(json.dumps(config.cache_params(), indent=1))

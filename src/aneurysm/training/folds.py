@@ -7,6 +7,7 @@ StratifiedGroupKFold), stratified on presence and the coarse territory of the an
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,10 @@ def make_folds(records: list[StudyRecord], k: int, seed: int) -> list[Fold]:
     strata = np.array(["positive" if s in rare else s for s in strata])  # too few to spread
     groups = np.array([r.patient_id for r in records])
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    folds = [Fold(tuple(ids[tr]), tuple(ids[va]))
-             for tr, va in splitter.split(ids, strata, groups)]
+    with warnings.catch_warnings():  # small data: a stratum smaller than k is expected
+        warnings.filterwarnings("ignore", message="The least populated class")
+        folds = [Fold(tuple(ids[tr]), tuple(ids[va]))
+                 for tr, va in splitter.split(ids, strata, groups)]
     check_disjoint(folds, records)
     return folds
 
