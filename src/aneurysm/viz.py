@@ -36,6 +36,6 @@ def save_montage(images: Sequence[np.ndarray | None], titles: Sequence[str], pat
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=90)
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=75)
     plt.close(fig)
     return path

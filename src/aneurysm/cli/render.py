@@ -51,6 +51,7 @@ def print_run_report(console: Console, r) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("presence AUROC, pooled OOF [95% CI]", str(r.presence))
+    table.add_row("  same, final epoch (no selection on val)", str(r.presence_last_epoch))
     table.add_row("presence AUROC per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
     table.add_row("train - validation AUROC gap (mean)", _f(r.mean_gap))
     table.add_row("location accuracy (all-zeros baseline)",
@@ -85,6 +86,7 @@ def print_demo(console: Console, d) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("CV presence AUROC, pooled OOF [95% CI]", str(r.presence))
+    table.add_row("  same, final epoch (no selection on val)", str(r.presence_last_epoch))
     table.add_row("CV per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
     table.add_row("train - validation AUROC gap (mean)", _f(r.mean_gap))
     table.add_row(f"held-out test AUROC ({d.held_out.n} patients) [95% CI]",

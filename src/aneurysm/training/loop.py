@@ -183,11 +183,13 @@ def finish_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet
                 device: torch.device) -> FoldResult:
     """Out-of-fold predictions and the train/validation AUROC of the kept (best) weights."""
     model = make_model().to(device)
+    model.load_state_dict(read_checkpoint(fold_dir / "last.pt")["state_dict"])
+    last_p, _, _ = predict_arrays(model, val, cfg, device)  # no epoch chosen on validation
     best = read_checkpoint(fold_dir / "best.pt")
     model.load_state_dict(best["state_dict"])
     tp, _, _ = predict_arrays(model, train, cfg, device)
     vp, vloc, vloss = predict_arrays(model, val, cfg, device)
-    write_predictions(fold_dir / "oof.csv", val, vp, vloc, fold)
+    write_predictions(fold_dir / "oof.csv", val, vp, vloc, fold, last_p)
     result = FoldResult(
         fold=fold, best_epoch=int(best["metadata"]["epoch"]), select_on=cfg.select_on,
         train_auroc=safe_auroc(train.presence[train.presence_known], tp[train.presence_known]),
@@ -199,8 +201,13 @@ def finish_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet
 
 
 def write_predictions(path: Path, arrays: StudyArrays, presence: np.ndarray,
-                      locations: np.ndarray, fold: int) -> None:
-    """Per-study probabilities beside the labels (NaN where unknown)."""
+                      locations: np.ndarray, fold: int,
+                      presence_last: np.ndarray | None = None) -> None:
+    """Per-study probabilities beside the labels (NaN where unknown).
+
+    ``presence_last`` holds the final epoch's predictions: comparing them with the kept epoch's
+    shows how much choosing the epoch on the validation fold flatters the OOF estimate.
+    """
     import pandas as pd
 
     from ..schema import LOCATION_NAMES
@@ -210,6 +217,8 @@ def write_predictions(path: Path, arrays: StudyArrays, presence: np.ndarray,
                           "presence_true": np.where(arrays.presence_known, arrays.presence,
                                                     np.nan),
                           "presence_prob": presence})
+    if presence_last is not None:
+        table["presence_prob_last_epoch"] = presence_last
     for j, name in enumerate(LOCATION_NAMES):
         table[f"{name}_true"] = np.where(arrays.location_known[:, j], arrays.locations[:, j],
                                          np.nan)
