@@ -9,7 +9,7 @@ from typing import Iterable
 from ..errors import DataError
 from ..io.atomic import atomic_write_text
 from .locations import LOCATION_NAMES
-from .records import GroupLabel, StudyRecord, ViewImage
+from .records import GroupLabel, StudyRecord, ViewImage, VolumeRef
 
 FORMAT = "aneurysm-manifest"
 VERSION = 1
@@ -28,6 +28,13 @@ def _record_to_json(r: StudyRecord) -> dict:
         "location_known": [int(k) for k in r.location_known],
         "groups": [{"members": list(g.members), "positive": g.positive} for g in r.groups],
         "attributes": dict(r.attributes),
+        "volume": None if r.volume is None else {
+            "kind": r.volume.kind, "path": r.volume.path,
+            "lesion_masks": list(r.volume.lesion_masks),
+            "ignore_labels": list(r.volume.ignore_labels),
+            "points": [list(p) for p in r.volume.points],
+            "localizers": [list(p) for p in r.volume.localizers],
+        },
     }
 
 
@@ -44,6 +51,18 @@ def _record_from_json(d: dict) -> StudyRecord:
         location_known=tuple(bool(k) for k in d["location_known"]),
         groups=tuple(GroupLabel(tuple(g["members"]), bool(g["positive"])) for g in d["groups"]),
         attributes=tuple(sorted((str(k), str(v)) for k, v in d.get("attributes", {}).items())),
+        volume=_volume_from_json(d.get("volume")),
+    )
+
+
+def _volume_from_json(v: dict | None) -> VolumeRef | None:
+    if v is None:
+        return None
+    return VolumeRef(
+        kind=v["kind"], path=v["path"], lesion_masks=tuple(v["lesion_masks"]),
+        ignore_labels=tuple(int(x) for x in v["ignore_labels"]),
+        points=tuple(tuple(float(c) for c in p) for p in v["points"]),
+        localizers=tuple((str(s), float(x), float(y), int(f)) for s, x, y, f in v["localizers"]),
     )
 
 

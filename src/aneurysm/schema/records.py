@@ -44,6 +44,27 @@ class GroupLabel:
 
 
 @dataclass(frozen=True)
+class VolumeRef:
+    """Where a 3-D study's image and annotations live, in the source's own files.
+
+    ``points`` are (x, y, z, radius) in the volume file's own voxel grid (ADAM's location.txt);
+    ``localizers`` are (SOPInstanceUID, column, row, frame) of a DICOM series (RSNA), frame -1
+    for single-frame files.
+    """
+
+    kind: str  # "nifti" (a file) or "dicom" (a series folder)
+    path: str
+    lesion_masks: tuple[str, ...] = ()
+    ignore_labels: tuple[int, ...] = ()  # mask labels that are neither positive nor negative
+    points: tuple[tuple[float, float, float, float], ...] = ()
+    localizers: tuple[tuple[str, float, float, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("nifti", "dicom"):
+            raise ValueError(f"unknown volume kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
 class StudyRecord:
     study_id: str
     patient_id: str
@@ -56,6 +77,7 @@ class StudyRecord:
     groups: tuple[GroupLabel, ...] = ()
     split: str = "train"
     attributes: tuple[tuple[str, str], ...] = field(default=())
+    volume: VolumeRef | None = None  # set for 3-D sources until they are projected to views
 
     def __post_init__(self) -> None:
         if len(self.locations) != NUM_LOCATIONS or len(self.location_known) != NUM_LOCATIONS:

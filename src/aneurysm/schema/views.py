@@ -42,8 +42,30 @@ KIUM_VIEWS: tuple[ViewType, ...] = tuple(
 )
 KIUM_VIEW_NAMES: tuple[str, ...] = tuple(v.name for v in KIUM_VIEWS)
 
+def _projection(region: str, projection: str) -> ViewType:
+    side, artery, words = {
+        "ALL": ("both", "all", "whole volume"),
+        "L": ("L", "ICA", "left hemisphere (imitates a left carotid injection)"),
+        "R": ("R", "ICA", "right hemisphere (imitates a right carotid injection)"),
+        "POST": ("both", "VA", "posterior circulation (imitates a vertebral injection)"),
+    }[region]
+    proj_word = {"A": "frontal", "B": "lateral"}[projection]
+    return ViewType(
+        name=f"MIP-{region}-{projection}", side=side, artery=artery,
+        projection=proj_word,
+        description=f"inverted maximum-intensity projection of a 3-D volume, {words}, "
+                    f"{proj_word}",
+    )
+
+
+#: Angiography-like views rendered from 3-D sources (TOF-MRA, CTA, 3DRA).
+PROJECTION_VIEWS: tuple[ViewType, ...] = tuple(
+    _projection(region, proj) for region in ("ALL", "L", "R", "POST") for proj in ("A", "B")
+)
+PROJECTION_VIEW_NAMES: tuple[str, ...] = tuple(v.name for v in PROJECTION_VIEWS)
+
 #: Every known view type; the index of a name here is its embedding id in the model.
-VIEW_TYPES: tuple[ViewType, ...] = KIUM_VIEWS
+VIEW_TYPES: tuple[ViewType, ...] = KIUM_VIEWS + PROJECTION_VIEWS
 _BY_NAME = {v.name: v for v in VIEW_TYPES}
 
 
@@ -64,4 +86,7 @@ def mirror_view_name(name: str) -> str:
     v = view_type(name)
     if v.side not in ("L", "R"):
         return name
-    return ("R" if v.side == "L" else "L") + name[1:]
+    other = "R" if v.side == "L" else "L"
+    if name in KIUM_VIEW_NAMES:
+        return other + name[1:]
+    return name.replace(f"-{v.side}-", f"-{other}-")
