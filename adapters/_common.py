@@ -1,0 +1,48 @@
+"""Helpers the 3-D source adapters share."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from aneurysm.errors import DataError
+from aneurysm.io.volumes import load_nifti_image
+from aneurysm.schema import NUM_LOCATIONS, StudyRecord, VolumeRef
+
+from .label_maps import PRESENCE_ONLY, apply_rules
+
+
+class BadCases:
+    """Skip-and-warn only where the user asked for it (``skip_bad``), always counted."""
+
+    def __init__(self, skip_bad: bool) -> None:
+        self.skip_bad = skip_bad
+        self.skipped: list[str] = []
+
+    def handle(self, exc: DataError) -> None:
+        if not self.skip_bad:
+            raise exc
+        self.skipped.append(str(exc))
+        warnings.warn(f"skipped: {exc}", stacklevel=3)
+
+
+def mask_labels(path: str | Path) -> np.ndarray:
+    """The set of non-zero labels in a mask file."""
+    img = load_nifti_image(path)
+    try:
+        data = np.asarray(img.dataobj)
+    except Exception as exc:
+        raise DataError(path, f"unreadable mask data ({exc})") from None
+    return np.unique(data[data != 0]).astype(int)
+
+
+def presence_only_record(source: str, study_id: str, patient_id: str, modality: str,
+                         presence: int | None, volume: VolumeRef) -> StudyRecord:
+    mapped = apply_rules(PRESENCE_ONLY, {})
+    assert not any(mapped.location_known) and len(mapped.locations) == NUM_LOCATIONS
+    return StudyRecord(study_id=study_id, patient_id=patient_id, source=source,
+                       modality=modality, views=(), presence=presence,
+                       locations=mapped.locations, location_known=mapped.location_known,
+                       volume=volume)

@@ -1,0 +1,103 @@
+"""RSNA Intracranial Aneurysm Detection (Kaggle 2025): DICOM series, 13 location labels.
+
+``train.csv``, ``train_localizers.csv`` (``coordinates`` is a dict literal, parsed with
+``ast.literal_eval``, never ``eval``) and ``series/{SeriesInstanceUID}/*.dcm``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pandas as pd
+
+from aneurysm.errors import DataError
+from aneurysm.schema import StudyRecord, VolumeRef
+
+from ._common import BadCases
+from .label_maps import RSNA2025, apply_rules
+
+LOCATION_COLUMNS = tuple(r.source_label for r in RSNA2025 if r.kind != "unknown")
+COLUMNS = ("SeriesInstanceUID", "PatientAge", "PatientSex", "Modality") + LOCATION_COLUMNS \
+    + ("Aneurysm Present",)
+MODALITIES = ("CTA", "MRA", "MRI T2", "MRI T1post")
+
+
+def parse_coordinates(text: str, where: Path, line: int) -> tuple[float, float, int]:
+    """``"{'x': 41.2, 'y': 77.9}"`` (plus ``'f'`` for multi-frame) -> (x, y, frame or -1)."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise DataError(where, f"line {line}: coordinates {text!r} is not a dict literal") \
+            from None
+    if not isinstance(value, dict) or not {"x", "y"} <= set(value):
+        raise DataError(where, f"line {line}: coordinates {text!r} lacks x and y")
+    try:
+        return float(value["x"]), float(value["y"]), int(value.get("f", -1))
+    except (TypeError, ValueError):
+        raise DataError(where, f"line {line}: coordinates {text!r} are not numbers") from None
+
+
+class Rsna2025Adapter:
+    name = "rsna2025"
+    description = "RSNA 2025: CTA/MRA/MRI DICOM series, 13 locations mapped onto the 21"
+    folder_name = "rsna2025"
+    splits = ("train",)
+    label_rules = RSNA2025
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
+             ) -> list[StudyRecord]:
+        root = Path(root)
+        csv = root / "train.csv"
+        if not csv.is_file():
+            raise DataError(csv, "train.csv not found: not an RSNA 2025 root")
+        table = pd.read_csv(csv, dtype={"SeriesInstanceUID": str})
+        missing = [c for c in COLUMNS if c not in table.columns]
+        if missing:
+            raise DataError(csv, f"missing columns {missing}")
+        localizers = self._localizers(root / "train_localizers.csv")
+        bad = BadCases(skip_bad)
+        records = []
+        for line, row in enumerate(table.to_dict("records"), start=2):
+            uid = str(row["SeriesInstanceUID"]).strip()
+            folder = root / "series" / uid
+            try:
+                if not folder.is_dir():
+                    raise DataError(folder, f"series folder missing for train.csv line {line}")
+                values = {c: int(row[c]) for c in LOCATION_COLUMNS}
+                if any(v not in (0, 1) for v in values.values()):
+                    raise DataError(csv, f"line {line}: labels must be 0 or 1")
+                records.append(self._record(uid, row, values, folder, localizers.get(uid, ())))
+            except DataError as exc:
+                bad.handle(exc)
+            except (TypeError, ValueError):
+                bad.handle(DataError(csv, f"line {line}: labels must be whole numbers"))
+        self.skipped = bad.skipped
+        return records
+
+    @staticmethod
+    def _localizers(path: Path) -> dict[str, tuple]:
+        if not path.is_file():
+            return {}
+        table = pd.read_csv(path, dtype=str)
+        out: dict[str, list] = {}
+        for line, row in enumerate(table.itertuples(index=False), start=2):
+            x, y, frame = parse_coordinates(row.coordinates, path, line)
+            out.setdefault(row.SeriesInstanceUID, []).append((row.SOPInstanceUID, x, y, frame))
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _record(self, uid: str, row: dict, values: dict[str, int], folder: Path,
+                localizers: tuple) -> StudyRecord:
+        mapped = apply_rules(RSNA2025, values)
+        presence = int(row["Aneurysm Present"])
+        modality = str(row["Modality"]).strip()
+        return StudyRecord(
+            study_id=uid, patient_id=uid, source=self.name, modality=modality, views=(),
+            presence=presence, locations=mapped.locations, location_known=mapped.location_known,
+            groups=mapped.groups,
+            attributes=(("age", str(row["PatientAge"])), ("sex", str(row["PatientSex"]))),
+            volume=VolumeRef("dicom", str(folder), localizers=localizers),
+        )

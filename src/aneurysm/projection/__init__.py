@@ -1,0 +1,7 @@
+"""3-D volumes -> angiography-like 2-D views: canonical frame, isotropic grid, vessel-bright
+intensities, inverted maximum-intensity projections, projected aneurysm positions, cached."""
+
+from .render import ProjectionConfig, project_volume
+from .stage import ProjectedSet, project_records
+
+__all__ = ["ProjectedSet", "ProjectionConfig", "project_records", "project_volume"]
