@@ -191,6 +191,7 @@ class KiumAdapter:
     """Reads a K-ium root into study records; ``inspect`` feeds the data doctor."""
 
     name = "kium"
+    target = True  # the challenge itself, never pooled into external pretraining
     description = "2023 K-ium challenge: 8 DSA views per patient, 21 locations (JPEG/PNG + CSV)"
     folder_name = "kium"
     splits = ("train", "test")

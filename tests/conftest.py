@@ -22,3 +22,18 @@ def kium_master(tmp_path_factory) -> Path:
 def kium_root(kium_master: Path, tmp_path: Path) -> Path:
     """A private copy the test may damage."""
     return Path(shutil.copytree(kium_master, tmp_path / "kium"))
+
+
+@pytest.fixture(scope="session")
+def external_master(tmp_path_factory) -> Path:
+    from aneurysm.synth.external import ExternalSynthConfig, write_external
+
+    root = tmp_path_factory.mktemp("external")
+    write_external(root, ExternalSynthConfig(rsna=5, adam=4, lausanne=4, cada=2, seed=2,
+                                             spacing=2.5), workers=1, progress=False)
+    return root
+
+
+@pytest.fixture
+def external_root(external_master: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(external_master, tmp_path / "data"))

@@ -46,14 +46,48 @@ data_root_option = click.option(
 
 # --- sources ----------------------------------------------------------------------------
 @cli.command("sources")
-def sources_cmd() -> None:
-    """List the registered data-set adapters."""
+@data_root_option
+@click.option("--mapping", is_flag=True, help="Print how each source's labels map onto the 21.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Save a montage of projected cases from each source found.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
+def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
+    """List the registered adapters and, for a data root, what each found."""
+    from ..registry import data_root as resolve_root
+    from ..sources import load_sources, summarize
+    from .render import print_label_maps
+
+    classes = adapter_classes()
     table = Table(title="registered adapters")
     for col in ("name", "folder", "module", "description"):
         table.add_column(col)
-    for name, cls in adapter_classes().items():
+    for name, cls in classes.items():
         table.add_row(name, f"{cls.folder_name}/", cls.__module__, cls.description)
     console.print(table)
+    if mapping:
+        print_label_maps(console, classes)
+    root = resolve_root(data_root)
+    if root is None:
+        return
+    present = [n for n, cls in classes.items() if (root / cls.folder_name).is_dir()]
+    if not present:
+        raise UserError(f"{root}: no source folders ({', '.join(c.folder_name + '/' for c in classes.values())})")
+    records, skipped = load_sources(present, root, skip_bad=skip_bad)
+    found = Table(title=f"sources under {root}")
+    for col in ("source", "cases", "positive", "unknown", "modalities", "skipped"):
+        found.add_column(col, justify="right" if col in ("cases", "positive", "unknown",
+                                                         "skipped") else "left")
+    for name in present:
+        s = summarize(name, root / classes[name].folder_name, records[name], len(skipped[name]))
+        found.add_row(s.name, str(s.cases), str(s.positive), str(s.unknown), s.modalities,
+                      str(s.skipped))
+    console.print(found)
+    if preview:
+        from ..projection.preview import save_sources_preview
+
+        config = load_config(None, {"data": {"cache_dir": cache_dir}})
+        console.print(f"preview: {save_sources_preview(records, preview, config.data.cache_dir)}")
 
 
 # --- synth ------------------------------------------------------------------------------
@@ -85,6 +119,62 @@ def synth_kium_cmd(out, patients, test, seed, image_size, messy, preview, worker
     console.print(f"wrote {patients} training and {test} test patients to {root}")
     if preview:
         console.print(f"preview: {save_preview(root, preview)}")
+
+
+@synth_group.command("external")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--rsna", default=16, show_default=True, help="RSNA 2025 series.")
+@click.option("--adam", default=10, show_default=True, help="ADAM cases.")
+@click.option("--lausanne", default=10, show_default=True, help="Lausanne sessions.")
+@click.option("--cada", default=6, show_default=True, help="CADA cases.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--spacing", default=1.5, show_default=True, help="Voxel size, mm.")
+@click.option("--workers", default=0, help="Processes (0 = one per core).")
+@click.option("--force", is_flag=True, help="Replace existing source folders in OUT.")
+def synth_external_cmd(out, rsna, adam, lausanne, cada, seed, spacing, workers, force) -> None:
+    """Render the same anatomy as 3-D volumes in each external source's layout under OUT."""
+    from ..synth.external import ExternalSynthConfig, write_external
+
+    config = ExternalSynthConfig(rsna=rsna, adam=adam, lausanne=lausanne, cada=cada, seed=seed,
+                                 spacing=spacing)
+    write_external(out, config, force=force, workers=workers or None)
+    console.print(f"wrote rsna2025/ ({rsna}), adam/ ({adam}), lausanne/ ({lausanne}), "
+                  f"cada/ ({cada}) under {out}")
+
+
+# --- pretrain ---------------------------------------------------------------------------
+@cli.command("pretrain")
+@click.option("--source", "source_names", multiple=True, default=("external",),
+              show_default=True, help="'external' (all found) or adapter names, repeatable.")
+@data_root_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), default="runs/pretrain",
+              show_default=True)
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--seed", type=int, default=None, help="Override train.seed.")
+@click.option("--val-fraction", default=0.2, show_default=True,
+              help="Per-source patient-level validation share, split before pooling.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--resume", is_flag=True)
+@click.option("--force", is_flag=True)
+@click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
+def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fraction,
+                 cache_dir, resume, force, skip_bad) -> None:
+    """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
+    from ..sources import load_sources
+    from ..training.pretrain import CHECKPOINT, pretrain
+    from .render import print_source_scores
+
+    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed},
+                                       "data": {"cache_dir": cache_dir}})
+    records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)
+    for name, problems in skipped.items():
+        for problem in problems:
+            console.print(f"[yellow]skipped[/] ({name}): {problem}")
+    scores = pretrain(out, records, config, val_fraction=val_fraction, resume=resume,
+                      force=force, skip_bad=skip_bad)
+    print_source_scores(console, scores, sum(len(v) for v in skipped.values()))
+    console.print(f"checkpoint: {Path(out) / CHECKPOINT} (use with finetune --init)")
 
 
 # --- check ------------------------------------------------------------------------------
@@ -268,15 +358,19 @@ def evaluate_cmd(truth, pred, bootstrap) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--no-pretrain", is_flag=True, help="Fine-tune from scratch (no external data).")
 @click.option("--force", is_flag=True, help="Replace an earlier demo in OUT.")
-def demo_cmd(out, patients, test, seed, config_path, epochs, force) -> None:
+def demo_cmd(out, patients, test, seed, config_path, epochs, no_pretrain, force) -> None:
     """Run the main job end to end on built-in synthetic data."""
     from ..demo import run_demo
-    from .render import print_demo
+    from .render import print_demo, print_source_scores
 
     config = load_config(config_path, {"train": {"epochs": epochs}})
+    kwargs = {"external": None} if no_pretrain else {}
     result = run_demo(out, patients=patients, test=test, seed=seed, config=config, force=force,
-                      log=console.print)
+                      log=console.print, **kwargs)
+    if result.pretrain_scores:
+        print_source_scores(console, result.pretrain_scores, 0)
     print_demo(console, result)
 
 

@@ -95,3 +95,29 @@ def print_demo(console: Console, d) -> None:
                   f"{_f(d.held_out.official['location_accuracy'])} "
                   f"({_f(d.held_out.official['location_accuracy_all_zeros'])})")
     console.print(table)
+
+
+def print_label_maps(console: Console, classes: dict) -> None:
+    for name, cls in classes.items():
+        rules = getattr(cls, "label_rules", None)
+        if rules is None:
+            console.print(f"{name}: labels are the 21 K-ium locations themselves")
+            continue
+        table = Table(title=f"{name}: label mapping onto the 21 K-ium locations")
+        for col in ("source label", "rule", "K-ium locations"):
+            table.add_column(col)
+        for r in rules:
+            table.add_row(r.source_label, r.kind, ", ".join(r.targets))
+        console.print(table)
+
+
+def print_source_scores(console: Console, scores, skipped: int) -> None:
+    table = Table(title="pretraining: validation AUROC per source (held out before pooling)")
+    for col in ("source", "train", "val", "val positive", "AUROC [95% CI]"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for s in scores:
+        table.add_row(s.source, str(s.train), str(s.val), str(s.val_positive),
+                      f"{_f(s.auroc)} [{_f(s.low)}, {_f(s.high)}]")
+    console.print(table)
+    if skipped:
+        console.print(f"{skipped} case(s) skipped with --skip-bad")

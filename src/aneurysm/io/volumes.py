@@ -163,9 +163,9 @@ def load_dicom_series(folder: str | Path) -> Volume:
     along = np.array([float(s[0] @ normal) for s in slices])
     if len(slices) > 1:
         gaps = np.diff(along)
-        step = float(np.median(gaps))
-        if step <= 1e-6:
+        if gaps.min() <= 1e-6:
             raise DataError(folder, "slices share a position (duplicate slices)")
+        step = float(gaps.min())  # the nominal spacing; any gap well above it lost slices
         if np.any(gaps > 1.5 * step):
             where = int(np.argmax(gaps > 1.5 * step))
             raise DataError(folder, f"missing slice(s) between positions {along[where]:.1f} and "

@@ -90,12 +90,9 @@ def _render_case(case: _Case) -> dict:
     anatomy = add_aneurysms(sample_anatomy(rng), list(case.locations), rng)
     injection = None
     if case.source == "cada":
-        injection = "LI" if rng.random() < 0.5 else "RI"
-        # a 3DRA shows one territory: make sure its aneurysm is in it
-        filled = [s for s in anatomy.aneurysms
-                  if anatomy.segment(s.segment).fills.get(injection, 0) > 0]
-        if not filled:
-            injection = "RI" if injection == "LI" else "LI"
+        # a 3DRA shows one injected territory: inject the artery that fills the aneurysm
+        fills = anatomy.segment(anatomy.aneurysms[0].segment).fills
+        injection = max(("LI", "RI", "LV", "RV"), key=lambda inj: fills.get(inj, 0.0))
     modality = {"adam": "TOF", "lausanne": "TOF", "cada": "3DRA"}.get(
         case.source, "CTA" if case.modality == "CTA" else "TOF")
     vol = voxelise(anatomy, modality, case.spacing, rng, injection)

@@ -74,7 +74,8 @@ def _spheres(anatomy: Anatomy, shape: tuple[int, int, int], spacing: float,
         if np.any(lo >= hi):
             continue
         grid = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        inside = sum((g - ci) ** 2 for g, ci in zip(grid, c)) <= r**2
+        d2 = sum((g - ci) ** 2 for g, ci in zip(grid, c))
+        inside = d2 <= max(r**2, float(d2.min()))  # at least the nearest voxel, at any spacing
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         any_sphere[box] |= inside
         if sph.location is not None:

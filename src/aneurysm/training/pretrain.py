@@ -1,0 +1,155 @@
+"""Pretrain the multi-view model on pooled external sources.
+
+Each source is split into train and validation by patient *before* pooling, so no source's
+patient sits on both sides and every source is represented in validation. The checkpoint
+carries its contract: backbone, image size, labels, preprocessing and projection parameters,
+the sources with their case counts, and software versions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+from ..config import ExperimentConfig
+from ..errors import AneurysmError
+from ..evaluation.metrics import bootstrap_auroc
+from ..io.atomic import atomic_write_text
+from ..model.checkpoint import read_checkpoint, save_checkpoint
+from ..model.multiview import build_model
+from ..preprocessing import ImageCache
+from ..projection import ProjectionConfig, project_records
+from ..schema import StudyRecord, save_manifest
+from .arrays import build_arrays
+from .finetune import checkpoint_metadata
+from .loop import predict_arrays, resolve_device, train_fold
+from .run_dir import prepare_run, read_run_config, write_run_metadata
+
+CHECKPOINT = "pretrained.pt"
+
+
+@dataclass(frozen=True)
+class SourceScore:
+    source: str
+    train: int
+    val: int
+    val_positive: int
+    auroc: float
+    low: float
+    high: float
+
+
+def holdout_split(records: list[StudyRecord], fraction: float, seed: int
+                  ) -> tuple[list[StudyRecord], list[StudyRecord]]:
+    """One patient-grouped, presence-stratified split of a single source."""
+    if len(records) < 2:
+        return records, []
+    k = max(2, int(round(1.0 / fraction)))
+    k = min(k, len({r.patient_id for r in records}))
+    strata = np.array([str(r.presence) for r in records])
+    groups = np.array([r.patient_id for r in records])
+    x = np.zeros(len(records))
+    try:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class")
+            train_idx, val_idx = next(splitter.split(x, strata, groups))
+    except ValueError:  # too few cases per class to stratify: split by patient alone
+        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        train_idx, val_idx = next(splitter.split(x, strata, groups))
+    return [records[i] for i in train_idx], [records[i] for i in val_idx]
+
+
+def _namespaced(r: StudyRecord) -> StudyRecord:
+    """Study and patient ids unique across sources."""
+    return r.relabel(study_id=f"{r.source}:{r.study_id}", patient_id=f"{r.source}:{r.patient_id}")
+
+
+def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
+             config: ExperimentConfig, projection: ProjectionConfig = ProjectionConfig(),
+             val_fraction: float = 0.2, resume: bool = False, force: bool = False,
+             skip_bad: bool = False, progress: bool = True) -> list[SourceScore]:
+    run_dir = Path(run_dir)
+    if not sources or not any(sources.values()):
+        raise AneurysmError("no external cases to pretrain on (is --data-root right?)")
+    prepare_run(run_dir, resume, force)
+    counts = {s: len(r) for s, r in sources.items()}
+    if resume:
+        config = read_run_config(run_dir)
+    else:
+        write_run_metadata(run_dir, config, {"sources": counts, "val_fraction": val_fraction,
+                                             "projection": asdict(projection)})
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    skipped: list[str] = []
+    train_records, val_records, split_ids = [], [], {}
+    for name, records in sorted(sources.items()):
+        projected = project_records(records, config.data.cache_dir, projection,
+                                    workers=config.data.workers or None, skip_bad=skip_bad,
+                                    progress=progress)
+        skipped += projected.skipped
+        tr, va = holdout_split([_namespaced(r) for r in projected.records], val_fraction,
+                               config.train.seed)
+        train_records += tr
+        val_records += va
+        split_ids[name] = {"train": [r.study_id for r in tr], "val": [r.study_id for r in va]}
+    splits_path = run_dir / "splits.json"
+    if splits_path.is_file():
+        saved = json.loads(splits_path.read_text())
+        if saved != split_ids:
+            raise AneurysmError(f"{splits_path}: the data changed since this run was split")
+    else:
+        atomic_write_text(splits_path, json.dumps(split_ids, indent=1))
+    save_manifest(train_records + val_records, run_dir / "records.json")
+
+    cache = ImageCache(config.data.cache_dir, config.preprocess)
+    arrays, bad_images, dropped = build_arrays(train_records + val_records, cache,
+                                               skip_bad=skip_bad,
+                                               workers=config.data.workers or None,
+                                               progress=progress)
+    index = {s: i for i, s in enumerate(arrays.study_ids)}
+    val_ids = {r.study_id for r in val_records}
+    train = arrays.subset([i for s, i in index.items() if s not in val_ids])
+    val = arrays.subset([i for s, i in index.items() if s in val_ids])
+    metadata = {**checkpoint_metadata(config), "projection": projection.cache_params(),
+                "sources": counts}
+
+    def make_model():
+        torch.manual_seed(config.train.seed)
+        return build_model(config.model)
+
+    train_fold(run_dir / "pretrain", 0, make_model, train, val, config.train, config.augment,
+               metadata, progress)
+    best = read_checkpoint(run_dir / "pretrain" / "best.pt")
+    model = make_model()
+    model.load_state_dict(best["state_dict"])
+    save_checkpoint(run_dir / CHECKPOINT, model, {**metadata, "epoch": best["metadata"]["epoch"]})
+    scores = _per_source(model, val, config, train)
+    atomic_write_text(run_dir / "pretrain_report.json", json.dumps({
+        "per_source": [asdict(s) for s in scores], "skipped": skipped,
+        "skipped_images": [b.path for b in bad_images], "dropped_studies": dropped,
+        "checkpoint": str(run_dir / CHECKPOINT)}, indent=1))
+    shutil.copyfile(run_dir / "pretrain" / "history.csv", run_dir / "history.csv")
+    return scores
+
+
+def _per_source(model, val, config: ExperimentConfig, train) -> list[SourceScore]:
+    device = resolve_device(config.train.device)
+    model = model.to(device)
+    probs, _, _ = predict_arrays(model, val, config.train, device)
+    source = np.array([s.split(":", 1)[0] for s in val.study_ids])
+    train_source = [s.split(":", 1)[0] for s in train.study_ids]
+    scores = []
+    for name in sorted(set(source) | set(train_source)):
+        sel = (source == name) & val.presence_known
+        ci = bootstrap_auroc(val.presence[sel].astype(int), probs[sel], n_boot=1000)
+        scores.append(SourceScore(name, train_source.count(name), int((source == name).sum()),
+                                  int(val.presence[sel].sum()), ci.value, ci.low, ci.high))
+    return scores

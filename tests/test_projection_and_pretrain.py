@@ -1,0 +1,112 @@
+"""3-D -> 2-D projection (views, positions, cache) and pretrain -> finetune --init, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from aneurysm.cli.main import cli
+from aneurysm.errors import AneurysmError
+from aneurysm.io.images import load_grayscale
+from aneurysm.projection import ProjectionConfig, project_records
+from aneurysm.projection.stage import read_positions
+from aneurysm.registry import get_adapter
+from aneurysm.schema import PROJECTION_VIEW_NAMES
+
+
+def _records(root):
+    return [r for s in ("rsna2025", "adam", "lausanne", "cada")
+            for r in get_adapter(s).load(root / s)]
+
+
+def test_projection_renders_eight_dsa_like_views_with_aneurysm_positions(external_root,
+                                                                          tmp_path):
+    records = _records(external_root)
+    result = project_records(records, tmp_path / "cache", workers=1, progress=False)
+    assert len(result.records) == len(records) and not result.skipped
+    dark_at_marks = []
+    for r in result.records:
+        assert tuple(v.view for v in r.views) == PROJECTION_VIEW_NAMES
+        image = load_grayscale(r.view_path("MIP-ALL-A"))
+        assert 190 <= np.median(image) <= 215  # light grey, like DSA
+        for p in read_positions(r):
+            if p["view"] == "MIP-ALL-A":
+                x, y = int(round(p["x"])), int(round(p["y"]))
+                patch = image[max(y - 2, 0):y + 3, max(x - 2, 0):x + 3]
+                dark_at_marks.append(patch.min() < np.median(image) - 40)
+        if r.presence == 1 and r.source in ("cada", "lausanne"):
+            assert read_positions(r), f"{r.source} {r.study_id}: positive without positions"
+    assert dark_at_marks and np.mean(dark_at_marks) > 0.8  # the aneurysm sits on a vessel
+
+
+def test_projection_cache_is_keyed_by_content_and_parameters(external_root, tmp_path):
+    records = [r for r in _records(external_root) if r.source == "cada"]
+    first = project_records(records, tmp_path / "c", workers=1, progress=False).records
+    stamp = [(tmp_path / v.path).stat().st_mtime_ns for v in first[0].views]
+    again = project_records(records, tmp_path / "c", workers=1, progress=False).records
+    assert [v.path for v in again[0].views] == [v.path for v in first[0].views]
+    assert [(tmp_path / v.path).stat().st_mtime_ns for v in again[0].views] == stamp
+    other = project_records(records, tmp_path / "c", ProjectionConfig(contrast=0.5), workers=1,
+                            progress=False).records
+    assert other[0].views[0].path != first[0].views[0].path
+
+
+def test_cta_bone_is_suppressed(external_root, tmp_path):
+    cta = [r for r in get_adapter("rsna2025").load(external_root / "rsna2025")
+           if r.modality == "CTA"]
+    if not cta:
+        pytest.skip("this fixture drew no CTA series")
+    views = project_records(cta[:1], tmp_path / "c", workers=1, progress=False).records[0]
+    image = load_grayscale(views.view_path("MIP-ALL-A"))
+    # without suppression the skull would dominate: nearly every column would be dark
+    assert (image < 120).mean() < 0.2
+
+
+def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(f"""
+data: {{cache_dir: {tmp_path / 'cache'}, workers: 1}}
+preprocess: {{image_size: 32}}
+model: {{backbone: timm/test_resnet, embed_dim: 32}}
+train: {{epochs: 2, batch_size: 4, seed: 3, threads: 1}}
+""")
+    runner = CliRunner()
+    pre = runner.invoke(cli, ["pretrain", "--source", "external", "--data-root",
+                              str(external_root), "--config", str(cfg), "--out",
+                              str(tmp_path / "pre")])
+    assert pre.exit_code == 0, pre.output
+    for name in ("adam", "cada", "lausanne", "rsna2025"):
+        assert name in pre.output
+    ckpt = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=False)
+    meta = ckpt["metadata"]
+    assert meta["backbone"] == "timm/test_resnet" and meta["image_size"] == 32
+    assert meta["sources"] == {"adam": 4, "cada": 2, "lausanne": 4, "rsna2025": 5}
+    assert len(meta["labels"]) == 21 and "projection" in meta and "torch" in meta["versions"]
+    splits = json.loads((tmp_path / "pre" / "splits.json").read_text())
+    for name, s in splits.items():  # split per source before pooling, patient-disjoint
+        assert s["val"] and not set(s["train"]) & set(s["val"])
+
+    ft = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--config", str(cfg),
+                             "--folds", "2", "--out", str(tmp_path / "ft"), "--init",
+                             str(tmp_path / "pre" / "pretrained.pt")])
+    assert ft.exit_code == 0, ft.output
+    meta = json.loads((tmp_path / "ft" / "meta.json").read_text())
+    assert meta["init"].endswith("pretrained.pt")
+
+    cfg.write_text(cfg.read_text().replace("image_size: 32", "image_size: 48"))
+    bad = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--config", str(cfg),
+                              "--folds", "2", "--out", str(tmp_path / "ft2"), "--init",
+                              str(tmp_path / "pre" / "pretrained.pt")])
+    assert bad.exit_code == 2
+    assert "image_size: checkpoint has 32, this run uses 48" in bad.output
+
+
+def test_pretrain_without_sources_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["pretrain", "--data-root", str(tmp_path)])
+    assert result.exit_code == 2 and "no external source folder" in result.output
+    with pytest.raises(AneurysmError):
+        from aneurysm.sources import expand_sources
+
+        expand_sources(["external"], None)

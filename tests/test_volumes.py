@@ -1,0 +1,112 @@
+"""DICOM series and NIfTI reading: slice order, multi-frame, rescale, canonical frame, errors."""
+
+import random
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from aneurysm.errors import DataError
+from aneurysm.io.volumes import load_dicom_series, load_nifti
+
+
+def _slice(folder, k, value, pos=None, orientation=(1, 0, 0, 0, 1, 0), slope=2.0):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    uid = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", uid
+    ds.Rows, ds.Columns = 4, 5
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    if pos is not False:
+        ds.ImagePositionPatient = pos or [0.0, 0.0, 2.0 * k]
+    ds.ImageOrientationPatient = list(orientation)
+    ds.PixelSpacing = [1.0, 1.0]
+    ds.RescaleSlope, ds.RescaleIntercept = slope, -10.0
+    ds.PixelData = np.full((4, 5), value, dtype=np.uint16).tobytes()
+    ds.save_as(folder / f"{uid}.dcm", enforce_file_format=True)
+
+
+def test_slices_are_ordered_by_position_not_file_name_and_rescaled(tmp_path):
+    ks = list(range(6))
+    random.Random(0).shuffle(ks)
+    for k in ks:
+        _slice(tmp_path, k, value=10 + k)
+    vol = load_dicom_series(tmp_path)
+    assert vol.data.shape == (5, 4, 6)
+    profile = vol.data[0, 0, :]
+    assert list(profile) == [2.0 * (10 + k) - 10.0 for k in range(6)]  # slope, intercept
+    assert vol.spacing == (1.0, 1.0, 2.0)
+    assert np.all(np.diag(vol.affine)[:3] > 0)  # canonical RAS+
+
+
+def test_multiframe_file_with_shuffled_frames(tmp_path):
+    order = [3, 0, 4, 1, 2]
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    uid = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4.1", uid
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 3, 3, 5
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    shared, o, m = Dataset(), Dataset(), Dataset()
+    o.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    m.PixelSpacing = [1.0, 1.0]
+    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = Sequence([o]), Sequence([m])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for k in order:
+        p, f = Dataset(), Dataset()
+        p.ImagePositionPatient = [0.0, 0.0, 1.5 * k]
+        f.PlanePositionSequence = Sequence([p])
+        frames.append(f)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    ds.PixelData = np.stack([np.full((3, 3), 100 + k, np.uint16) for k in order]).tobytes()
+    ds.save_as(tmp_path / "multi.dcm", enforce_file_format=True)
+    vol = load_dicom_series(tmp_path)
+    assert list(vol.data[1, 1, :]) == [100.0 + k for k in range(5)]
+    assert vol.localizer_voxel(uid, 1.0, 1.0, order.index(4))[2] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("no_position", "missing ImagePositionPatient"),
+    ("orientation", "mixed slice orientations"),
+    ("gap", "missing slice"),
+])
+def test_broken_series_are_named(tmp_path, fault, message):
+    for k in (0, 1, 2, 3):
+        if fault == "gap" and k == 2:
+            continue
+        kw = {}
+        if fault == "no_position" and k == 1:
+            kw["pos"] = False
+        if fault == "orientation" and k == 3:
+            kw["orientation"] = (0, 1, 0, 0, 0, -1)
+        _slice(tmp_path, k, 5, **kw)
+    with pytest.raises(DataError, match=message) as err:
+        load_dicom_series(tmp_path)
+    assert str(tmp_path) in str(err.value)
+
+
+def test_nifti_is_reoriented_to_canonical(tmp_path):
+    data = np.zeros((4, 5, 6), np.float32)
+    data[0, 0, 0] = 1.0  # the voxel at the patient's right-posterior-inferior corner in LPS
+    affine = np.diag([-2.0, -2.0, 2.0, 1.0])  # LPS voxel order
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "v.nii.gz")
+    vol = load_nifti(tmp_path / "v.nii.gz")
+    assert np.all(np.diag(vol.affine)[:3] > 0)
+    assert vol.data[3, 4, 0] == 1.0  # flipped in x and y
+    (tmp_path / "bad.nii.gz").write_bytes(b"not nifti")
+    with pytest.raises(DataError, match="bad.nii.gz"):
+        load_nifti(tmp_path / "bad.nii.gz")
+    assert pydicom  # the DICOM writer above is pydicom itself
