@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -26,6 +27,41 @@ class BadCases:
             raise exc
         self.skipped.append(str(exc))
         warnings.warn(f"skipped: {exc}", stacklevel=3)
+
+
+class VolumeSourceAdapter:
+    """Base of the 3-D source adapters: iterate a source's cases, skip bad ones on request.
+
+    Subclasses yield one item per case from ``_items(root)`` (raising DataError for an unusable
+    root) and turn an item into a record in ``_case(item)`` (raising DataError for a bad case).
+    """
+
+    name = ""
+    description = ""
+    folder_name = ""
+    splits = ("train",)
+    label_rules = PRESENCE_ONLY
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
+             ) -> list[StudyRecord]:
+        bad = BadCases(skip_bad)
+        records = []
+        for item in self._items(Path(root)):
+            try:
+                records.append(self._case(item))
+            except DataError as exc:
+                bad.handle(exc)
+        self.skipped = bad.skipped
+        return records
+
+    def _items(self, root: Path) -> Iterator:
+        raise NotImplementedError
+
+    def _case(self, item) -> StudyRecord:
+        raise NotImplementedError
 
 
 def mask_labels(path: str | Path) -> np.ndarray:

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 from aneurysm.errors import DataError
 from aneurysm.schema import StudyRecord, VolumeRef
 
-from ._common import BadCases, mask_labels, presence_only_record
-from .label_maps import PRESENCE_ONLY
+from ._common import VolumeSourceAdapter, mask_labels, presence_only_record
 
 
 def _read_points(path: Path) -> tuple[tuple[float, float, float, float], ...]:
@@ -32,30 +32,15 @@ def _read_points(path: Path) -> tuple[tuple[float, float, float, float], ...]:
     return tuple(points)
 
 
-class AdamAdapter:
+class AdamAdapter(VolumeSourceAdapter):
     name = "adam"
     description = "ADAM 2020: TOF-MRA, presence from aneurysms.nii.gz label 1 and location.txt"
     folder_name = "adam"
-    splits = ("train",)
-    label_rules = PRESENCE_ONLY
 
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
-
-    def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
-             ) -> list[StudyRecord]:
-        root = Path(root)
+    def _items(self, root: Path) -> Iterator[Path]:
         if not root.is_dir():
             raise DataError(root, "ADAM root not found")
-        bad = BadCases(skip_bad)
-        records = []
-        for case in sorted(p for p in root.iterdir() if p.is_dir()):
-            try:
-                records.append(self._case(case))
-            except DataError as exc:
-                bad.handle(exc)
-        self.skipped = bad.skipped
-        return records
+        return iter(sorted(p for p in root.iterdir() if p.is_dir()))
 
     def _case(self, case: Path) -> StudyRecord:
         tof = next((p for p in (case / "pre" / "TOF.nii.gz", case / "orig" / "TOF.nii.gz")

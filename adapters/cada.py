@@ -7,38 +7,23 @@ aneurysm). Positive-only presence: an empty mask is an error, not a negative.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 from aneurysm.errors import DataError
 from aneurysm.schema import StudyRecord, VolumeRef
 
-from ._common import BadCases, mask_labels, presence_only_record
-from .label_maps import PRESENCE_ONLY
+from ._common import VolumeSourceAdapter, mask_labels, presence_only_record
 
 
-class CadaAdapter:
+class CadaAdapter(VolumeSourceAdapter):
     name = "cada"
     description = "CADA 2020: 3DRA, every case positive, per-aneurysm labelled masks"
     folder_name = "cada"
-    splits = ("train",)
-    label_rules = PRESENCE_ONLY
 
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
-
-    def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
-             ) -> list[StudyRecord]:
-        root = Path(root)
+    def _items(self, root: Path) -> Iterator[Path]:
         if not root.is_dir():
             raise DataError(root, "CADA root not found")
-        bad = BadCases(skip_bad)
-        records = []
-        for image in sorted(root.rglob("*_orig.nii.gz")):
-            try:
-                records.append(self._case(image))
-            except DataError as exc:
-                bad.handle(exc)
-        self.skipped = bad.skipped
-        return records
+        return iter(sorted(root.rglob("*_orig.nii.gz")))
 
     def _case(self, image: Path) -> StudyRecord:
         stem = image.name[: -len("_orig.nii.gz")]

@@ -7,50 +7,42 @@ lesion mask per aneurysm under ``derivatives/manual_masks/``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
 from aneurysm.errors import DataError
 from aneurysm.schema import StudyRecord, VolumeRef
 
-from ._common import BadCases, mask_labels, presence_only_record
-from .label_maps import PRESENCE_ONLY
+from ._common import VolumeSourceAdapter, mask_labels, presence_only_record
 
 
-class LausanneAdapter:
+class LausanneAdapter(VolumeSourceAdapter):
     name = "lausanne"
     description = "Lausanne ds003949: TOF-MRA (BIDS), patients and controls, lesion masks"
     folder_name = "lausanne"
-    splits = ("train",)
-    label_rules = PRESENCE_ONLY
 
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
-
-    def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
-             ) -> list[StudyRecord]:
-        root = Path(root)
+    def _items(self, root: Path) -> Iterator[tuple[Path, str, Path | None, str]]:
         tsv = root / "participants.tsv"
         if not tsv.is_file():
             raise DataError(tsv, "participants.tsv not found: not a Lausanne BIDS root")
         table = pd.read_csv(tsv, sep="\t", dtype=str)
         if not {"participant_id", "group"} <= set(table.columns):
             raise DataError(tsv, "needs columns participant_id and group")
-        bad = BadCases(skip_bad)
-        records = []
         for row in table.itertuples(index=False):
             group = str(row.group).strip().lower()
             if group not in ("patient", "control"):
-                bad.handle(DataError(tsv, f"{row.participant_id}: group {row.group!r} is not "
-                                          "patient or control"))
+                yield root, row.participant_id, None, group  # reported by _case
                 continue
             for angio in sorted((root / row.participant_id).glob("ses-*/anat/*_angio.nii.gz")):
-                try:
-                    records.append(self._session(root, row.participant_id, angio, group))
-                except DataError as exc:
-                    bad.handle(exc)
-        self.skipped = bad.skipped
-        return records
+                yield root, row.participant_id, angio, group
+
+    def _case(self, item: tuple[Path, str, Path | None, str]) -> StudyRecord:
+        root, sub, angio, group = item
+        if angio is None:
+            raise DataError(root / "participants.tsv",
+                            f"{sub}: group {group!r} is not patient or control")
+        return self._session(root, sub, angio, group)
 
     def _session(self, root: Path, sub: str, angio: Path, group: str) -> StudyRecord:
         ses = angio.parent.parent.name

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
 from aneurysm.errors import DataError
 from aneurysm.schema import StudyRecord, VolumeRef
 
-from ._common import BadCases
+from ._common import VolumeSourceAdapter
 from .label_maps import RSNA2025, apply_rules
 
 LOCATION_COLUMNS = tuple(r.source_label for r in RSNA2025 if r.kind != "unknown")
@@ -38,19 +39,13 @@ def parse_coordinates(text: str, where: Path, line: int) -> tuple[float, float, 
         raise DataError(where, f"line {line}: coordinates {text!r} are not numbers") from None
 
 
-class Rsna2025Adapter:
+class Rsna2025Adapter(VolumeSourceAdapter):
     name = "rsna2025"
     description = "RSNA 2025: CTA/MRA/MRI DICOM series, 13 locations mapped onto the 21"
     folder_name = "rsna2025"
-    splits = ("train",)
     label_rules = RSNA2025
 
-    def __init__(self) -> None:
-        self.skipped: list[str] = []
-
-    def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
-             ) -> list[StudyRecord]:
-        root = Path(root)
+    def _items(self, root: Path) -> Iterator[tuple[Path, int, dict, tuple]]:
         csv = root / "train.csv"
         if not csv.is_file():
             raise DataError(csv, "train.csv not found: not an RSNA 2025 root")
@@ -59,24 +54,25 @@ class Rsna2025Adapter:
         if missing:
             raise DataError(csv, f"missing columns {missing}")
         localizers = self._localizers(root / "train_localizers.csv")
-        bad = BadCases(skip_bad)
-        records = []
         for line, row in enumerate(table.to_dict("records"), start=2):
             uid = str(row["SeriesInstanceUID"]).strip()
-            folder = root / "series" / uid
-            try:
-                if not folder.is_dir():
-                    raise DataError(folder, f"series folder missing for train.csv line {line}")
-                values = {c: int(row[c]) for c in LOCATION_COLUMNS}
-                if any(v not in (0, 1) for v in values.values()):
-                    raise DataError(csv, f"line {line}: labels must be 0 or 1")
-                records.append(self._record(uid, row, values, folder, localizers.get(uid, ())))
-            except DataError as exc:
-                bad.handle(exc)
-            except (TypeError, ValueError):
-                bad.handle(DataError(csv, f"line {line}: labels must be whole numbers"))
-        self.skipped = bad.skipped
-        return records
+            yield root, line, row, localizers.get(uid, ())
+
+    def _case(self, item: tuple[Path, int, dict, tuple]) -> StudyRecord:
+        root, line, row, localizers = item
+        uid = str(row["SeriesInstanceUID"]).strip()
+        folder = root / "series" / uid
+        if not folder.is_dir():
+            raise DataError(folder, f"series folder missing for train.csv line {line}")
+        try:
+            values = {c: int(row[c]) for c in LOCATION_COLUMNS}
+            presence = int(row["Aneurysm Present"])
+        except (TypeError, ValueError):
+            raise DataError(root / "train.csv", f"line {line}: labels must be whole numbers") \
+                from None
+        if any(v not in (0, 1) for v in [*values.values(), presence]):
+            raise DataError(root / "train.csv", f"line {line}: labels must be 0 or 1")
+        return self._record(uid, row, values, presence, folder, localizers)
 
     @staticmethod
     def _localizers(path: Path) -> dict[str, tuple]:
@@ -89,10 +85,9 @@ class Rsna2025Adapter:
             out.setdefault(row.SeriesInstanceUID, []).append((row.SOPInstanceUID, x, y, frame))
         return {k: tuple(v) for k, v in out.items()}
 
-    def _record(self, uid: str, row: dict, values: dict[str, int], folder: Path,
+    def _record(self, uid: str, row: dict, values: dict[str, int], presence: int, folder: Path,
                 localizers: tuple) -> StudyRecord:
         mapped = apply_rules(RSNA2025, values)
-        presence = int(row["Aneurysm Present"])
         modality = str(row["Modality"]).strip()
         return StudyRecord(
             study_id=uid, patient_id=uid, source=self.name, modality=modality, views=(),

@@ -37,3 +37,16 @@ def external_master(tmp_path_factory) -> Path:
 @pytest.fixture
 def external_root(external_master: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(external_master, tmp_path / "data"))
+
+
+@pytest.fixture
+def cfg(tmp_path) -> Path:
+    """A tiny, fast experiment config (32 px, a 0.37 M-parameter backbone, 2 epochs)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"""
+data: {{cache_dir: {tmp_path / 'cache'}, workers: 1}}
+preprocess: {{image_size: 32}}
+model: {{backbone: timm/test_resnet, embed_dim: 32}}
+train: {{epochs: 2, batch_size: 4, seed: 7, threads: 1}}
+""")
+    return path

@@ -16,18 +16,6 @@ from aneurysm.cli.main import cli
 from aneurysm.schema import KIUM_COLUMNS
 
 
-@pytest.fixture
-def cfg(tmp_path):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(f"""
-data: {{cache_dir: {tmp_path / 'cache'}, workers: 1}}
-preprocess: {{image_size: 32}}
-model: {{backbone: timm/test_resnet, embed_dim: 32}}
-train: {{epochs: 2, batch_size: 4, seed: 7, threads: 1}}
-""")
-    return path
-
-
 def _finetune(root, out, cfg, *extra):
     return CliRunner().invoke(cli, ["finetune", "--root", str(root), "--out", str(out),
                                     "--config", str(cfg), "--folds", "2", *extra])

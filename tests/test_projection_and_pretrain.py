@@ -64,14 +64,7 @@ def test_cta_bone_is_suppressed(external_root, tmp_path):
     assert (image < 120).mean() < 0.2
 
 
-def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_path):
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(f"""
-data: {{cache_dir: {tmp_path / 'cache'}, workers: 1}}
-preprocess: {{image_size: 32}}
-model: {{backbone: timm/test_resnet, embed_dim: 32}}
-train: {{epochs: 2, batch_size: 4, seed: 3, threads: 1}}
-""")
+def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_path, cfg):
     runner = CliRunner()
     pre = runner.invoke(cli, ["pretrain", "--source", "external", "--data-root",
                               str(external_root), "--config", str(cfg), "--out",

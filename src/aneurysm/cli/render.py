@@ -46,14 +46,23 @@ def _f(x: float) -> str:
     return "n/a" if x != x else f"{x:.3f}"
 
 
-def print_run_report(console: Console, r) -> None:
-    table = Table(title=f"cross-validated result ({len(r.folds)} folds, {r.n_studies} studies)")
+def _measure_table(title: str) -> Table:
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("presence AUROC, pooled OOF [95% CI]", str(r.presence))
+    return table
+
+
+def _cv_rows(table: Table, r) -> None:
+    table.add_row("CV presence AUROC, pooled OOF [95% CI]", str(r.presence))
     table.add_row("  same, final epoch (no selection on val)", str(r.presence_last_epoch))
-    table.add_row("presence AUROC per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
+    table.add_row("CV presence AUROC per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
     table.add_row("train - validation AUROC gap (mean)", _f(r.mean_gap))
+
+
+def print_run_report(console: Console, r) -> None:
+    table = _measure_table(f"cross-validated result ({len(r.folds)} folds, {r.n_studies} studies)")
+    _cv_rows(table, r)
     table.add_row("location accuracy (all-zeros baseline)",
                   f"{_f(r.official['location_accuracy'])} "
                   f"({_f(r.official['location_accuracy_all_zeros'])})")
@@ -81,14 +90,8 @@ def print_evaluation(console: Console, e) -> None:
 
 
 def print_demo(console: Console, d) -> None:
-    r = d.report
-    table = Table(title=f"demo finished in {d.seconds / 60:.1f} min ({d.out})")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("CV presence AUROC, pooled OOF [95% CI]", str(r.presence))
-    table.add_row("  same, final epoch (no selection on val)", str(r.presence_last_epoch))
-    table.add_row("CV per fold (mean ± sd)", f"{_f(r.fold_mean)} ± {_f(r.fold_sd)}")
-    table.add_row("train - validation AUROC gap (mean)", _f(r.mean_gap))
+    table = _measure_table(f"demo finished in {d.seconds / 60:.1f} min ({d.out})")
+    _cv_rows(table, d.report)
     table.add_row(f"held-out test AUROC ({d.held_out.n} patients) [95% CI]",
                   str(d.held_out.presence))
     table.add_row("held-out location accuracy (all zeros)",
