@@ -85,6 +85,16 @@ class Rsna2025Adapter(VolumeSourceAdapter):
             out.setdefault(row.SeriesInstanceUID, []).append((row.SOPInstanceUID, x, y, frame))
         return {k: tuple(v) for k, v in out.items()}
 
+    @staticmethod
+    def _segmentation(series_folder: Path, uid: str) -> str:
+        """The series' vessel segmentation, flat (``segmentations/UID.nii``) or per-UID folder."""
+        seg = series_folder.parent.parent / "segmentations"
+        for candidate in (seg / f"{uid}.nii", seg / f"{uid}.nii.gz"):
+            if candidate.is_file():
+                return str(candidate)
+        nested = sorted((seg / uid).glob("*.nii*")) if (seg / uid).is_dir() else []
+        return str(nested[0]) if nested else ""
+
     def _record(self, uid: str, row: dict, values: dict[str, int], presence: int, folder: Path,
                 localizers: tuple) -> StudyRecord:
         mapped = apply_rules(RSNA2025, values)
@@ -93,6 +103,7 @@ class Rsna2025Adapter(VolumeSourceAdapter):
             study_id=uid, patient_id=uid, source=self.name, modality=modality, views=(),
             presence=presence, locations=mapped.locations, location_known=mapped.location_known,
             groups=mapped.groups,
-            attributes=(("age", str(row["PatientAge"])), ("sex", str(row["PatientSex"]))),
+            attributes=(("age", str(row["PatientAge"])), ("sex", str(row["PatientSex"])))
+            + ((("vessel_segmentation", seg),) if (seg := self._segmentation(folder, uid)) else ()),
             volume=VolumeRef("dicom", str(folder), localizers=localizers),
         )

@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 from aneurysm.cli.main import cli

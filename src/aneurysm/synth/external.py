@@ -108,6 +108,13 @@ def _render_case(case: _Case) -> dict:
     else:
         rsna_name = {loc: _kium_to_rsna(loc, rng) for loc in case.locations}
         info.update(write_series(root, vol, case.modality, case.number, rng))
+        if case.number < 2:  # a few vessel segmentations, laid out both ways seen in the wild
+            uid = info["series_uid"]
+            seg_root = root.parent / "segmentations"
+            path = (seg_root / f"{uid}.nii" if case.number == 0
+                    else seg_root / uid / f"{uid}_cow.nii")
+            vessels = (vol.image > np.percentile(vol.image, 98)).astype(np.uint8)
+            _save_nifti(path, vessels, vol.affine)
         info["localizers"] = [(sop, x, y, f, rsna_name[vol.lesion_locations[k - 1]])
                               for sop, x, y, f, k in info["localizers"]]
         info["rsna_labels"] = sorted(set(rsna_name.values()))
