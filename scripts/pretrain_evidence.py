@@ -85,7 +85,8 @@ def main() -> None:
         lines.append(f"| {arm} | {r.presence} | {r.presence_last_epoch} | {h.presence} | "
                      f"{r.mean_gap:+.3f} |")
     lines += ["", "Pretraining, validation AUROC per source (held out before pooling): "
-              + ", ".join(f"{s.source} {s.auroc:.3f}" for s in scores) + ".",
+              + ", ".join(f"{s.source} " + ("n/a (no negatives)" if s.auroc != s.auroc
+                                             else f"{s.auroc:.3f}") for s in scores) + ".",
               f"Wall time: {(time.time() - start) / 60:.1f} min."]
     text = "\n".join(lines)
     (out / "evidence.md").write_text(text + "\n")
