@@ -154,18 +154,22 @@ def synth_external_cmd(out, rsna, adam, lausanne, cada, seed, spacing, workers, 
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--val-fraction", default=0.2, show_default=True,
               help="Per-source patient-level validation share, split before pooling.")
+@click.option("--aux-weight", type=float, default=None,
+              help="Weight of the auxiliary localisation loss on projected aneurysm positions "
+                   "(override train.aux_point_weight; 0 = off).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--resume", is_flag=True)
 @click.option("--force", is_flag=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
 def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fraction,
-                 cache_dir, resume, force, skip_bad) -> None:
+                 aux_weight, cache_dir, resume, force, skip_bad) -> None:
     """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
     from ..sources import load_sources
     from ..training.pretrain import CHECKPOINT, pretrain
     from .render import print_source_scores
 
-    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed},
+    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed,
+                                                 "aux_point_weight": aux_weight},
                                        "data": {"cache_dir": cache_dir}})
     records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)
     for name, problems in skipped.items():

@@ -13,6 +13,7 @@ class LossWeights:
     presence: float = 1.0
     locations: float = 1.0
     groups: float = 1.0
+    points: float = 0.0  # auxiliary localisation; 0 = off
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -38,6 +39,14 @@ def noisy_or_loss(location_logits: torch.Tensor, members: torch.Tensor, targets:
     return (loss * v).sum() / v.sum().clamp_min(1.0)
 
 
+def point_loss(points: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Per view: BCE on "the aneurysm is in this view", L1 on its (u, v) where it is."""
+    visible = masked_bce(points[..., 0], targets[..., 0], known)
+    where = (known & (targets[..., 0] > 0)).unsqueeze(-1).to(points.dtype)
+    l1 = (torch.sigmoid(points[..., 1:]) - targets[..., 1:]).abs() * where
+    return visible + l1.sum() / (2 * where.sum()).clamp_min(1.0)
+
+
 def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
                    weights: LossWeights = LossWeights()) -> torch.Tensor:
     loss = weights.presence * masked_bce(out["presence"], batch["presence"],
@@ -48,4 +57,7 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         loss = loss + weights.groups * noisy_or_loss(out["locations"], batch["group_members"],
                                                      batch["group_targets"],
                                                      batch["group_valid"])
+    if weights.points > 0 and "view_points" in batch:
+        loss = loss + weights.points * point_loss(out["points"], batch["view_points"],
+                                                  batch["view_points_known"])
     return loss

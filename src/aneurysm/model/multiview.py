@@ -52,6 +52,8 @@ class MultiViewNet(nn.Module):
         self.heads = nn.ModuleDict({
             "presence": nn.Linear(config.embed_dim, 1),
             "locations": nn.Linear(config.embed_dim, NUM_LOCATIONS),
+            # per view: (aneurysm visible logit, u, v): the auxiliary localisation target
+            "points": nn.Linear(config.embed_dim, 3),
         })
 
     def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
@@ -71,6 +73,7 @@ class MultiViewNet(nn.Module):
             "presence": self.heads["presence"](pooled).squeeze(-1),
             "locations": self.heads["locations"](pooled),
             "attention": attention,
+            "points": self.heads["points"](h),
         }
 
 

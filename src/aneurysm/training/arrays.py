@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
 from ..preprocessing import ImageCache
+from ..projection.stage import read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
 
 
@@ -30,6 +32,8 @@ class StudyArrays:
     group_members: np.ndarray  # (N, G, 21) float32
     group_targets: np.ndarray  # (N, G) float32
     group_valid: np.ndarray  # (N, G) bool
+    view_points: np.ndarray  # (N, V, 3) float32: (has aneurysm, u, v) in [0, 1] image coords
+    view_points_known: np.ndarray  # (N, V) bool: a point target exists for this view
 
     def __len__(self) -> int:
         return len(self.study_ids)
@@ -43,7 +47,33 @@ class StudyArrays:
 
 
 _ARRAY_FIELDS = ("images", "view_ids", "view_mask", "presence", "presence_known", "locations",
-                 "location_known", "group_members", "group_targets", "group_valid")
+                 "location_known", "group_members", "group_targets", "group_valid",
+                 "view_points", "view_points_known")
+
+
+def view_points(record: StudyRecord, out: np.ndarray, known: np.ndarray) -> None:
+    """Fill (has, u, v) per view from a projected study's positions, in the coordinates of the
+    preprocessed square image (the view is padded to a square, centred, then resized).
+
+    Known for negatives (no aneurysm anywhere) and for positives with annotated positions;
+    unknown otherwise, and for sources without positions (K-ium).
+    """
+    positions = read_positions(record)
+    if record.volume is None or record.presence is None or (record.presence and not positions):
+        return
+    for j, v in enumerate(record.views):
+        if not v.path:
+            continue
+        known[j] = True
+        hits = [p for p in positions if p["view"] == v.view]
+        if not hits:
+            continue
+        with Image.open(v.path) as img:
+            w, h = img.size
+        side = max(w, h)
+        p = hits[0]
+        out[j] = (1.0, (p["x"] + (side - w) // 2 + 0.5) / side,
+                  (p["y"] + (side - h) // 2 + 0.5) / side)
 
 
 @dataclass(frozen=True)
@@ -88,12 +118,15 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     members = np.zeros((n, max_groups, NUM_LOCATIONS), dtype=np.float32)
     targets = np.zeros((n, max_groups), dtype=np.float32)
     valid = np.zeros((n, max_groups), dtype=bool)
+    points = np.zeros((n, n_views, 3), dtype=np.float32)
+    points_known = np.zeros((n, n_views), dtype=bool)
     for i, r in enumerate(tqdm(kept, desc="load arrays", unit="study", disable=not progress)):
         for j, v in enumerate(r.views):
             view_ids[i, j] = view_index(v.view)
             if v.path and v.path not in errors:
                 images[i, j] = cache.load(v.path)
                 view_mask[i, j] = True
+        view_points(r, points[i], points_known[i])
         for g, group in enumerate(r.groups):
             members[i, g, [LOCATION_NAMES.index(m) for m in group.members]] = 1.0
             targets[i, g] = float(group.positive)
@@ -107,5 +140,6 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
         locations=np.array([r.locations for r in kept], dtype=np.float32).reshape(n, -1),
         location_known=np.array([r.location_known for r in kept], dtype=bool).reshape(n, -1),
         group_members=members, group_targets=targets, group_valid=valid,
+        view_points=points, view_points_known=points_known,
     )
     return arrays, skipped, dropped

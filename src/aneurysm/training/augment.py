@@ -38,6 +38,7 @@ _PERM = torch.tensor(MIRROR_PERMUTATION)
 
 
 def view_transform(config: AugmentConfig, image_size: int) -> Compose:
+    """Geometry first (member 0), then intensity: a point heatmap can share the geometry."""
     shift = config.translate * image_size
     return Compose([
         RandAffine(prob=0.8, rotate_range=np.deg2rad(config.rotate_deg),
@@ -48,23 +49,40 @@ def view_transform(config: AugmentConfig, image_size: int) -> Compose:
     ])
 
 
+def _mirror_slots(view_ids: list[int]) -> list[int]:
+    """For each view slot, the slot whose view is its mirror image (itself if none)."""
+    out = []
+    for j, vid in enumerate(view_ids):
+        want = int(MIRROR_VIEW[vid])
+        out.append(view_ids.index(want) if want in view_ids else j)
+    return out
+
+
 def mirror_study(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Left-right swap of one study (unbatched tensors) or a batch (leading batch dimension)."""
     batched = sample["images"].dim() == 5
     s = sample if batched else {k: v.unsqueeze(0) for k, v in sample.items()}
     images, view_ids, mask = s["images"], s["view_ids"], s["view_mask"]
     out = dict(s)
-    new_images = torch.empty_like(images)
-    new_mask = torch.zeros_like(mask)
+    new_images, new_mask = torch.empty_like(images), torch.zeros_like(mask)
+    points = s.get("view_points")
+    if points is not None:  # (has, u, v) per view: follow the views, mirror u where flipped
+        new_points = torch.zeros_like(points)
+        new_known = torch.zeros_like(s["view_points_known"])
     for b in range(images.shape[0]):
         ids = view_ids[b].tolist()
-        for j, vid in enumerate(ids):
-            want = int(MIRROR_VIEW[vid])
-            k = ids.index(want) if want in ids else j
-            img = images[b, k]
-            new_images[b, j] = torch.flip(img, dims=[-1]) if FLIP_ON_MIRROR[vid] else img
+        for j, k in enumerate(_mirror_slots(ids)):
+            flip = bool(FLIP_ON_MIRROR[ids[j]])
+            new_images[b, j] = torch.flip(images[b, k], dims=[-1]) if flip else images[b, k]
             new_mask[b, j] = mask[b, k]
+            if points is not None:
+                new_points[b, j] = points[b, k]
+                new_known[b, j] = s["view_points_known"][b, k]
+                if flip and points[b, k, 0] > 0:
+                    new_points[b, j, 1] = 1.0 - points[b, k, 1]
     out["images"], out["view_mask"] = new_images, new_mask
+    if points is not None:
+        out["view_points"], out["view_points_known"] = new_points, new_known
     for key in ("locations", "location_known"):
         if key in s:
             out[key] = s[key][:, _PERM]

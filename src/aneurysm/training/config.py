@@ -18,3 +18,4 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 or bf16 (autocast)
     threads: int = 0  # torch CPU threads; 0 = torch's default
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
+    aux_point_weight: float = 0.0  # auxiliary localisation loss where positions exist; 0 = off

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..evaluation.metrics import safe_auroc
 from ..io.atomic import atomic_path, atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
-from ..model.losses import multitask_loss
+from ..model.losses import LossWeights, multitask_loss
 from ..model.multiview import MultiViewNet
 from .arrays import StudyArrays
 from .augment import AugmentConfig, mirror_location_scores, mirror_study
@@ -59,7 +59,8 @@ def predict_arrays(model: MultiViewNet, arrays: StudyArrays, cfg: TrainConfig,
         with _autocast(device, cfg.precision):
             out = model(batch["images"], batch["view_ids"], batch["view_mask"])
             if batch["presence_known"].any():
-                losses.append(float(multitask_loss(out, batch)))
+                losses.append(float(multitask_loss(out, batch,
+                                                   LossWeights(points=cfg.aux_point_weight))))
                 weights.append(len(batch["images"]))
             p = torch.sigmoid(out["presence"].float())
             loc = torch.sigmoid(out["locations"].float())
@@ -143,7 +144,7 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet]
             batch = _to(batch, device)
             with _autocast(device, cfg.precision):
                 out = model(batch["images"], batch["view_ids"], batch["view_mask"])
-                loss = multitask_loss(out, batch)
+                loss = multitask_loss(out, batch, LossWeights(points=cfg.aux_point_weight))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
