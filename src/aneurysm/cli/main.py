@@ -230,7 +230,7 @@ def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, 
     adapter = get_adapter(source)
     folder = source_root(adapter, root, data_root)
     paths = [p for split in getattr(adapter, "splits", ("train",))
-             for r in _load_split(adapter, folder, split) for p in r_paths(r)]
+             for r in _load_split(adapter, folder, split) for p in _record_paths(r)]
     cache = ImageCache(config.data.cache_dir, config.preprocess)
     errors = cache.warm(paths, workers=config.data.workers or None)
     for path, problem in errors.items():
@@ -252,7 +252,7 @@ def _load_split(adapter, folder: Path, split: str):
         return []  # a source without a test split is fine
 
 
-def r_paths(record) -> list[str]:
+def _record_paths(record) -> list[str]:
     return [v.path for v in record.views if v.path]
 
 

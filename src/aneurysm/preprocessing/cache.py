@@ -58,6 +58,7 @@ class ImageCache:
         (self.dir / "params.json").write_text(json.dumps(config.cache_params(), indent=1))
         self._hash_index_path = self.root / "content_hashes.json"
         self._hashes = self._read_hash_index()
+        self._dirty = False  # only a newly hashed file makes the index worth rewriting
 
     # -- content hashes, remembered by (path, size, mtime) so a re-run reads no file twice ----
     def _read_hash_index(self) -> dict[str, list]:
@@ -78,10 +79,13 @@ class ImageCache:
             return known[2]
         digest = file_sha256(path)
         self._hashes[key] = [st.st_size, st.st_mtime_ns, digest]
+        self._dirty = True
         return digest
 
     def _save_hash_index(self) -> None:
-        atomic_write_text(self._hash_index_path, json.dumps(self._hashes))
+        if self._dirty:
+            atomic_write_text(self._hash_index_path, json.dumps(self._hashes))
+            self._dirty = False
 
     # -- the MONAI dataset ----------------------------------------------------------------
     def _items(self, paths: Iterable[str | Path]) -> list[dict]:
