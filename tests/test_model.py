@@ -1,14 +1,18 @@
+import math
+
 import pytest
 import torch
 
 from aneurysm.errors import AneurysmError
 from aneurysm.model import ModelConfig, build_model
 from aneurysm.model.checkpoint import load_init, save_checkpoint
-from aneurysm.model.losses import masked_bce, noisy_or_loss
+from aneurysm.model.dense import log1mexp, noisy_or_logit, smooth_max
+from aneurysm.model.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
 from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
-from aneurysm.training.augment import mirror_location_scores, mirror_study
+from aneurysm.training.augment import prepare_batch
 
 VIEW_IDS = torch.tensor([[view_index(v) for v in KIUM_VIEW_NAMES]])
+HEADS = ("dense", "global")
 
 
 def _model(**kw):
@@ -16,19 +20,96 @@ def _model(**kw):
     return build_model(ModelConfig(**kw)).eval()
 
 
-def test_absent_views_take_no_part():
-    model = _model()
+@pytest.mark.parametrize("head", HEADS)
+def test_absent_views_take_no_part(head):
+    model = _model(head=head)
     images = torch.rand(1, 8, 1, 32, 32)
     mask = torch.tensor([[True] * 7 + [False]])
     out = model(images, VIEW_IDS, mask)
     assert out["presence"].shape == (1,) and out["locations"].shape == (1, 21)
-    assert out["attention"][0, 7] == 0 and torch.isclose(out["attention"].sum(), torch.tensor(1.0))
     images2 = images.clone()
     images2[0, 7] = torch.rand(1, 32, 32)  # change only the absent view
     out2 = model(images2, VIEW_IDS, mask)
     assert torch.allclose(out["presence"], out2["presence"])
+    assert torch.allclose(out["locations"], out2["locations"])
     images2[0, 0] = torch.rand(1, 32, 32)  # a present view does matter
     assert not torch.allclose(out["presence"], model(images2, VIEW_IDS, mask)["presence"])
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_a_study_with_absent_views_equals_one_without_those_slots(head):
+    model = _model(head=head)
+    images = torch.rand(1, 8, 1, 32, 32)
+    mask = torch.tensor([[True, False, True, True, False, True, True, True]])
+    keep = mask[0]
+    full = model(images, VIEW_IDS, mask)
+    short = model(images[:, keep], VIEW_IDS[:, keep], torch.ones(1, int(keep.sum()), dtype=bool))
+    assert torch.allclose(full["presence"], short["presence"], atol=1e-5)
+    assert torch.allclose(full["locations"], short["locations"], atol=1e-5)
+
+
+def test_smooth_maximum_rises_with_any_single_pixel():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(20, 16, 16, generator=g, dtype=torch.float64)
+    base = smooth_max(maps, 5.0)
+    assert (base <= maps.flatten(1).amax(1) + 1e-6).all()
+    assert (base >= maps.flatten(1).mean(1) - 1e-6).all()
+    for k in range(20):
+        bumped = maps.clone()
+        r, c = (int(v) for v in torch.randint(0, 16, (2,), generator=g))
+        bumped[k, r, c] += 0.5
+        after = smooth_max(bumped, 5.0)
+        assert after[k] > base[k]
+        assert torch.equal(torch.cat([after[:k], after[k + 1:]]),
+                           torch.cat([base[:k], base[k + 1:]]))
+
+
+def test_noisy_or_in_log_space_matches_the_formula():
+    p = torch.tensor([[0.1, 0.5, 0.0001], [0.999, 0.2, 0.3]], dtype=torch.float64)
+    logit = noisy_or_logit(torch.log1p(-p).sum(1))
+    expect = 1 - torch.prod(1 - p, 1)
+    assert torch.allclose(torch.sigmoid(logit), expect, atol=1e-9)
+    x = torch.tensor([-1e-5, -0.5, -3.0, -40.0], dtype=torch.float64)
+    assert torch.allclose(log1mexp(x), torch.log(1 - torch.exp(x)), rtol=1e-6)
+
+
+def test_dense_outputs_a_map_per_view_at_stride_four():
+    out = _model()(torch.rand(2, 8, 1, 64, 64), VIEW_IDS.repeat(2, 1),
+                   torch.ones(2, 8, dtype=bool))
+    assert out["maps"].shape == (2, 8, 16, 16)
+    assert out["view_logits"].shape == (2, 8) and out["view_locations"].shape == (2, 8, 21)
+    assert ((out["peaks"] >= 0) & (out["peaks"] <= 1)).all()
+    # a study is at least as likely to hold an aneurysm as its most convincing view
+    assert (torch.sigmoid(out["presence"]) >= torch.sigmoid(out["view_logits"]).amax(1) - 1e-6).all()
+
+
+def test_map_loss_counts_known_cells_only():
+    maps = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    target = torch.zeros(1, 2, 4, 4)
+    target[0, 0, 1, 1] = 1
+    weight = torch.ones(1, 2, 4, 4)
+    weight[0, 1] = 0  # the second view: unknown everywhere
+    loss = map_loss(maps, target, weight, torch.ones(1, 2, dtype=bool))
+    loss.backward()
+    assert maps.grad[0, 1].abs().sum() == 0
+    assert maps.grad[0, 0, 1, 1] < 0 and maps.grad[0, 0, 0, 0] > 0
+
+
+def test_footprints_train_the_map_and_the_views_but_not_on_k_ium():
+    model = _model()
+    model.train()
+    cells = torch.full((1, 8, 8, 8), 128, dtype=torch.uint8)  # K-ium: nothing known of where
+    batch = prepare_batch({
+        "images": torch.randint(0, 255, (1, 8, 32, 32), dtype=torch.uint8),
+        "view_ids": VIEW_IDS, "view_mask": torch.ones(1, 8, dtype=bool),
+        "presence": torch.ones(1), "presence_known": torch.ones(1, dtype=bool),
+        "locations": torch.zeros(1, 21), "location_known": torch.zeros(1, 21, dtype=bool),
+        "footprints": cells})
+    out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+    plain = masked_bce(out["presence"], batch["presence"], batch["presence_known"])
+    assert torch.isclose(multitask_loss(out, batch), plain)
+    batch = prepare_batch({**batch, "footprints": torch.zeros(1, 8, 8, 8, dtype=torch.uint8)})
+    assert multitask_loss(out, batch) > plain  # known negatives: maps and views are trained
 
 
 def test_unknown_labels_contribute_nothing():
@@ -52,42 +133,47 @@ def test_group_label_trains_a_noisy_or_of_its_members():
     assert torch.count_nonzero(grad) == 2  # and nothing else
 
 
-def test_left_right_swap_respects_anatomy():
-    images = torch.rand(8, 1, 4, 4)
-    locs = torch.zeros(21)
-    locs[LOCATION_NAMES.index("L_MCA")] = 1
-    sample = {"images": images, "view_ids": VIEW_IDS[0], "view_mask": torch.ones(8, dtype=bool),
-              "locations": locs, "location_known": torch.ones(21, dtype=bool),
-              "group_members": torch.zeros(0, 21)}
-    m = mirror_study(sample)
-    li_a, ri_a = KIUM_VIEW_NAMES.index("LI-A"), KIUM_VIEW_NAMES.index("RI-A")
-    li_b, ri_b = KIUM_VIEW_NAMES.index("LI-B"), KIUM_VIEW_NAMES.index("RI-B")
-    assert torch.equal(m["images"][li_a], torch.flip(images[ri_a], dims=[-1]))  # frontal: mirrored
-    assert torch.equal(m["images"][li_b], images[ri_b])  # lateral: swapped, not flipped
-    assert m["locations"][LOCATION_NAMES.index("R_MCA")] == 1 and m["locations"].sum() == 1
-    back = mirror_study(m)
-    assert torch.equal(back["images"], images) and torch.equal(back["locations"], locs)
-    assert torch.equal(mirror_location_scores(m["locations"]), locs)
-
-
 def test_init_loads_body_allows_other_heads_and_strips_prefixes(tmp_path):
-    src = _model()
+    src = _model(head="global")
+    arch = src.config.architecture()
     state = {f"module._orig_mod.{k}": v for k, v in src.state_dict().items()}
-    torch.save({"state_dict": state, "metadata": {"backbone": "timm/test_resnet",
-                                                  "image_size": 64}}, tmp_path / "p.pt")
-    dst = _model()
+    torch.save({"state_dict": state, "metadata": {"model": arch, "image_size": 64}},
+               tmp_path / "p.pt")
+    dst = _model(head="global")
     torch.nn.init.zeros_(dst.project.weight)
-    load_init(dst, tmp_path / "p.pt", {"backbone": "timm/test_resnet", "image_size": 64})
+    load_init(dst, tmp_path / "p.pt", {"model": arch, "image_size": 64})
     assert torch.equal(dst.project.weight, src.project.weight)
 
     with pytest.raises(AneurysmError, match="image_size: checkpoint has 64, this run uses 128"):
-        load_init(dst, tmp_path / "p.pt", {"backbone": "timm/test_resnet", "image_size": 128})
-    other = build_model(ModelConfig(embed_dim=64))
-    save_checkpoint(tmp_path / "o.pt", other, {"backbone": "timm/test_resnet"})
+        load_init(dst, tmp_path / "p.pt", {"model": arch, "image_size": 128})
+    other = build_model(ModelConfig(head="global", embed_dim=64))
+    save_checkpoint(tmp_path / "o.pt", other, {})
     with pytest.raises(AneurysmError) as err:
-        load_init(_model(), tmp_path / "o.pt", {"backbone": "timm/test_resnet"})
+        load_init(_model(head="global"), tmp_path / "o.pt", {})
     assert "shape differs" in str(err.value) and "project.weight" in str(err.value)
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_a_dense_checkpoint_does_not_load_into_a_global_model(tmp_path):
+    dense = _model()
+    save_checkpoint(tmp_path / "d.pt", dense, {"model": dense.config.architecture()})
+    glob = _model(head="global")
+    with pytest.raises(AneurysmError, match="head"):
+        load_init(glob, tmp_path / "d.pt", {"model": glob.config.architecture()})
+
+
+def test_bad_model_settings_are_named(tmp_path):
+    from aneurysm.config import load_config
+    from aneurysm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.head"):
+        ModelConfig(head="sparse")
+    with pytest.raises(ConfigError, match="decoder_channels"):
+        ModelConfig(decoder_channels=(8, 8))
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: {head: sparse}\n")
+    with pytest.raises(ConfigError, match="model.head"):
+        load_config(path)
 
 
 def test_backbones_by_config_string_and_bad_names():
@@ -99,3 +185,10 @@ def test_backbones_by_config_string_and_bad_names():
         create_backbone("resnet18")
     with pytest.raises(ConfigError):
         create_backbone("timm/no_such_net")
+
+
+def test_noisy_or_over_views_counts_one_aneurysm_seen_twice_once():
+    """Two views each 50% sure of an aneurysm: P = 0.75, not 1.0 and not 0.5."""
+    log_not = 2 * math.log(0.5)
+    assert math.isclose(float(torch.sigmoid(noisy_or_logit(torch.tensor(log_not)))), 0.75,
+                        rel_tol=1e-5)

@@ -8,8 +8,11 @@ import torch
 from click.testing import CliRunner
 
 from aneurysm.cli.main import cli
+from aneurysm.config import load_config
 from aneurysm.errors import AneurysmError
 from aneurysm.io.images import load_grayscale
+from aneurysm.model import build_model
+from aneurysm.model.checkpoint import load_init
 from aneurysm.projection import ProjectionConfig, project_records
 from aneurysm.projection.stage import read_positions
 from aneurysm.registry import get_adapter
@@ -74,9 +77,18 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
         assert name in pre.output
     ckpt = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=False)
     meta = ckpt["metadata"]
-    assert meta["backbone"] == "timm/test_resnet" and meta["image_size"] == 32
+    assert meta["model"]["head"] == "dense" and meta["image_size"] == 32
     assert meta["sources"] == {"adam": 4, "cada": 2, "lausanne": 4, "rsna2025": 5}
     assert len(meta["labels"]) == 21 and "projection" in meta and "torch" in meta["versions"]
+    # fine-tuning starts from every pretrained weight: body, map and location heads alike
+    config = load_config(cfg)
+    model = build_model(config.model)
+    skipped = load_init(model, tmp_path / "pre" / "pretrained.pt",
+                        {"model": config.model.architecture(), "image_size": 32})
+    assert skipped == []
+    assert set(model.state_dict()) == set(ckpt["state_dict"])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, ckpt["state_dict"][key]), key
     splits = json.loads((tmp_path / "pre" / "splits.json").read_text())
     for name, s in splits.items():  # split per source before pooling, patient-disjoint
         assert s["val"] and not set(s["train"]) & set(s["val"])

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import ConfigError
-from .model.multiview import ModelConfig
+from .model.config import ModelConfig
 from .preprocessing.angiogram import PreprocessConfig
 from .training.augment import AugmentConfig
 from .training.config import TrainConfig

@@ -80,9 +80,12 @@ def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60,
              progress=progress)
     log(f"[{step + 1}/{steps}] writing the cross-validated report")
     report = write_report(run)
-    log(f"[{step + 2}/{steps}] predicting the held-out test set")
+    maps = out / "maps" if config.model.head == "dense" else None
+    log(f"[{step + 2}/{steps}] predicting the held-out test set"
+        + (f", with a map montage per patient in {maps}" if maps else ""))
     output = out / "output.csv"
-    predict_run(run, adapter.load(data, "test"), output, force=True, progress=progress)
+    predict_run(run, adapter.load(data, "test"), output, force=True, maps_dir=maps,
+                progress=progress)
     log(f"[{step + 3}/{steps}] evaluating against the held-out ground truth")
     held_out = evaluate_files(data / "groundtruth.csv", output)
     return DemoResult(out, doctor, report, held_out, scores, time.time() - start)

@@ -39,3 +39,37 @@ def save_montage(images: Sequence[np.ndarray | None], titles: Sequence[str], pat
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=75)
     plt.close(fig)
     return path
+
+
+def save_overlay_montage(images: Sequence[np.ndarray | None], maps: Sequence[np.ndarray | None],
+                         captions: Sequence[str], title: str, path: str | Path,
+                         columns: int = 4, tile: int = 256) -> Path:
+    """Views with a probability map overlaid (transparent where low, hot where high), a caption
+    under each and a title on top. Drawn with PIL, so a montage per patient stays cheap."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    colormap = matplotlib.colormaps["inferno"]
+    font = ImageFont.load_default(size=max(tile // 18, 10))
+    caption_h, title_h = tile // 9, tile // 7
+    rows = -(-len(images) // columns)
+    canvas = Image.new("RGB", (columns * tile, title_h + rows * (tile + caption_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((6, title_h // 4), title, fill="black", font=font)
+    for k, (image, heat, caption) in enumerate(zip(images, maps, captions)):
+        x, y = (k % columns) * tile, title_h + (k // columns) * (tile + caption_h)
+        if image is None:
+            draw.text((x + tile // 3, y + tile // 2), "absent", fill="grey", font=font)
+        else:
+            rgb = np.repeat(np.asarray(Image.fromarray(image).resize((tile, tile)),
+                                       dtype=np.float32)[..., None], 3, axis=2) / 255.0
+            if heat is not None:
+                h = np.asarray(Image.fromarray(heat.astype(np.float32)).resize(
+                    (tile, tile), Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 1)
+                alpha = (0.85 * h)[..., None]
+                rgb = (1 - alpha) * rgb + alpha * colormap(h)[..., :3]
+            canvas.paste(Image.fromarray((rgb * 255).round().astype(np.uint8)), (x, y))
+        draw.text((x + 4, y + tile + 2), caption, fill="black", font=font)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
+    return path

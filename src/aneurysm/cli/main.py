@@ -315,13 +315,17 @@ def report_cmd(run, bootstrap) -> None:
               show_default=True, help="0/1 at the run's thresholds, or probabilities.")
 @click.option("--tta/--no-tta", default=None, help="Left-right test-time augmentation "
                                                     "(default: the run's train.tta_mirror).")
+@click.option("--maps", "maps_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write a PNG per patient here: its views with the aneurysm map overlaid "
+                   "and the predicted locations named (dense models).")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT.")
-def predict_cmd(run_dir, input_dir, output, locations, tta, force) -> None:
+def predict_cmd(run_dir, input_dir, output, locations, tta, maps_dir, force) -> None:
     """Ensemble the fold models over a test set; write output.csv in the official format."""
     from ..inference.predict import predict_run
 
     records = _test_records(Path(input_dir))
-    result = predict_run(run_dir, records, output, locations=locations, tta=tta, force=force)
+    result = predict_run(run_dir, records, output, locations=locations, tta=tta, force=force,
+                         maps_dir=maps_dir)
     if result.partial_studies:
         console.print(f"[yellow]warning[/]: {len(result.partial_studies)} patient(s) predicted "
                       f"from fewer than 8 views: {', '.join(result.partial_studies[:10])}")
@@ -330,6 +334,8 @@ def predict_cmd(run_dir, input_dir, output, locations, tta, force) -> None:
                       f"ignored: {', '.join(result.skipped_images[:5])}")
     console.print(f"wrote {result.studies} rows to {result.output} "
                   f"({result.folds}-fold ensemble)")
+    if result.maps:
+        console.print(f"maps: {len(result.maps)} montages in {maps_dir}")
 
 
 def _test_records(input_dir: Path):

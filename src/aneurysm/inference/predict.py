@@ -4,7 +4,7 @@ challenge's exact format (23 columns, test.csv's row order)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import pandas as pd
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
 from ..model.checkpoint import read_checkpoint
-from ..model.multiview import build_model
+from ..model import build_model
 from ..preprocessing import ImageCache
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
 from ..training.arrays import build_arrays
@@ -28,11 +28,14 @@ class PredictResult:
     folds: int
     partial_studies: list[str]  # predicted from fewer views than they should have
     skipped_images: list[str]
+    maps: list[Path] = field(default_factory=list)  # one montage per patient, with --maps
 
 
 def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | Path,
                 locations: str = "binary", tta: bool | None = None, force: bool = False,
-                progress: bool = True) -> PredictResult:
+                maps_dir: str | Path | None = None, progress: bool = True) -> PredictResult:
+    """Ensemble every fold's kept model over ``records`` and write output.csv; with ``maps_dir``,
+    also a montage per patient of its views with the ensemble's aneurysm maps."""
     run_dir, output = Path(run_dir), Path(output)
     if output.exists() and not force:
         raise AneurysmError(f"{output}: exists; use --force to overwrite it")
@@ -50,26 +53,35 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
         raise AneurysmError(f"study {dropped[0]} has no usable view ({len(dropped)} such "
                             f"studies: {', '.join(dropped[:5])})")
     device = resolve_device(config.train.device)
+    if maps_dir is not None and config.model.head != "dense":
+        raise AneurysmError(f"{run_dir}: --maps needs a dense model; this run's is "
+                            f"{config.model.head!r}")
     presence = np.zeros(len(arrays))
     probs = np.zeros((len(arrays), len(LOCATION_NAMES)))
+    models = []
     for path in checkpoints:
         model = build_model(config.model).to(device)
         model.load_state_dict(read_checkpoint(path)["state_dict"])
         p, loc, _ = predict_arrays(model, arrays, config.train, device, tta_mirror=tta)
         presence += p / len(checkpoints)
         probs += loc / len(checkpoints)
-    if locations == "binary":
-        cuts = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
-        loc_out = (probs >= np.array([cuts[n] for n in LOCATION_NAMES])).astype(int)
-    else:
-        loc_out = probs
+        models.append(model)
+    cuts = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
+    binary = (probs >= np.array([cuts[n] for n in LOCATION_NAMES])).astype(int)
+    loc_out = binary if locations == "binary" else probs
     table = pd.DataFrame(loc_out, columns=list(LOCATION_NAMES))
     table.insert(0, "Aneurysm", presence)
     table.insert(0, "Index", [int(s) if s.isdigit() else s for s in arrays.study_ids])
     table = table[list(KIUM_COLUMNS)]
     with atomic_path(output) as tmp:
         table.to_csv(tmp, index=False)
+    montages = []
+    if maps_dir is not None:
+        from .maps import predict_maps, save_map_montages
+
+        view_maps = predict_maps(models, arrays, config.train, device)
+        montages = save_map_montages(maps_dir, arrays, view_maps, presence, binary, progress)
     expected = {r.study_id: len(r.views) for r in records}
     partial = [s for s, m in zip(arrays.study_ids, arrays.view_mask) if m.sum() < expected[s]]
     return PredictResult(output, len(arrays), len(checkpoints), partial,
-                         [s.path for s in skipped])
+                         [s.path for s in skipped], montages)

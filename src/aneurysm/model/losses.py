@@ -1,4 +1,6 @@
-"""Masked multi-task loss: unknown labels contribute nothing; group labels train a noisy-OR."""
+"""Masked multi-task loss: unknown labels contribute nothing; group labels train a noisy-OR; where a
+source says where the aneurysm is, the dense map is supervised per cell and each view's pooled
+evidence per view."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from monai.losses import FocalLoss
 
 
 @dataclass(frozen=True)
@@ -13,7 +16,12 @@ class LossWeights:
     presence: float = 1.0
     locations: float = 1.0
     groups: float = 1.0
-    points: float = 0.0  # auxiliary localisation; 0 = off
+    maps: float = 1.0  # dense head: focal loss per map cell where footprints are known
+    views: float = 1.0  # dense head: "an aneurysm is seen in this view" where footprints say
+    points: float = 0.0  # global head: auxiliary (seen, u, v) per view; 0 = off
+
+
+_FOCAL = FocalLoss(gamma=2.0, reduction="none", use_softmax=False)
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -39,6 +47,32 @@ def noisy_or_loss(location_logits: torch.Tensor, members: torch.Tensor, targets:
     return (loss * v).sum() / v.sum().clamp_min(1.0)
 
 
+def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+             view_mask: torch.Tensor) -> torch.Tensor:
+    """Focal loss per known cell of present views, normalised by the aneurysm cells (as
+    CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones."""
+    if target.shape[-2:] != maps.shape[-2:]:
+        target = F.adaptive_max_pool2d(target, maps.shape[-2:])
+        weight = -F.adaptive_max_pool2d(-weight, maps.shape[-2:])
+    w = weight * view_mask[..., None, None].to(weight.dtype)
+    if not bool((w > 0).any()):
+        return maps.sum() * 0.0
+    per_cell = _FOCAL(maps.float(), target.float())
+    return (per_cell * w).sum() / (target * w).sum().clamp_min(1.0)
+
+
+def footprint_points(target: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """(seen, u, v) per view from footprint cells: the centroid of the aneurysm cells, in [0, 1]
+    image coordinates; the global head's auxiliary target."""
+    h, w = target.shape[-2:]
+    mass = target.flatten(-2).sum(-1).clamp_min(1e-6)
+    ys, xs = torch.meshgrid(torch.arange(h, device=target.device),
+                            torch.arange(w, device=target.device), indexing="ij")
+    u = (target * ((xs + 0.5) / w)).flatten(-2).sum(-1) / mass
+    v = (target * ((ys + 0.5) / h)).flatten(-2).sum(-1) / mass
+    return torch.stack([(label > 0).to(target.dtype), u, v], -1)
+
+
 def point_loss(points: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Per view: BCE on "the aneurysm is in this view", L1 on its (u, v) where it is."""
     visible = masked_bce(points[..., 0], targets[..., 0], known)
@@ -57,7 +91,18 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         loss = loss + weights.groups * noisy_or_loss(out["locations"], batch["group_members"],
                                                      batch["group_targets"],
                                                      batch["group_valid"])
-    if weights.points > 0 and "view_points" in batch:
-        loss = loss + weights.points * point_loss(out["points"], batch["view_points"],
-                                                  batch["view_points_known"])
+    if "view_label" not in batch:
+        return loss
+    label, mask = batch["view_label"], batch["view_mask"]
+    known = (label >= 0) & mask
+    if "maps" in out:
+        if weights.maps > 0:
+            loss = loss + weights.maps * map_loss(out["maps"], batch["map_target"],
+                                                  batch["map_weight"], mask)
+        if weights.views > 0:
+            loss = loss + weights.views * masked_bce(out["view_logits"], label.clamp_min(0),
+                                                     known)
+    if "points" in out and weights.points > 0:
+        targets = footprint_points(batch["map_target"], label)
+        loss = loss + weights.points * point_loss(out["points"], targets, known)
     return loss

@@ -1,4 +1,5 @@
-"""Shared backbone over the views of a study, view-type embeddings, masked attention pooling.
+"""The global multi-view model (``model.head: global``): a shared backbone pools each view into one
+feature, and masked attention pools the views. Kept for comparison with the dense model.
 
 One model does presence and location together: the teams that trained two models, or stitched
 the views into one mosaic, did worse.
@@ -6,21 +7,12 @@ the views into one mosaic, did worse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from ..schema import NUM_LOCATIONS, VIEW_TYPES
 from .backbone import create_backbone
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    backbone: str = "timm/test_resnet"
-    backbone_weights: str = ""  # local file; never downloaded
-    embed_dim: int = 128
-    dropout: float = 0.2
+from .config import ModelConfig
 
 
 class MaskedAttentionPool(nn.Module):
@@ -77,5 +69,10 @@ class MultiViewNet(nn.Module):
         }
 
 
-def build_model(config: ModelConfig) -> MultiViewNet:
+def build_model(config: ModelConfig) -> nn.Module:
+    """The model ``config.head`` names; both take and return the same batch and output keys."""
+    if config.head == "dense":
+        from .dense import DenseMultiViewNet
+
+        return DenseMultiViewNet(config)
     return MultiViewNet(create_backbone(config.backbone, config.backbone_weights or None), config)

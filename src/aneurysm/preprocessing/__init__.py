@@ -1,6 +1,16 @@
 """Preprocessing the model consumes: clean angiograms, cached on disk by content and parameters."""
 
-from .angiogram import PreprocessConfig, border_bands, clean_angiogram, overlay_text_mask
+from .angiogram import (
+    CELL_ANEURYSM,
+    CELL_BACKGROUND,
+    CELL_UNKNOWN,
+    PreprocessConfig,
+    border_bands,
+    clean_angiogram,
+    footprint_cells,
+    overlay_text_mask,
+)
 from .cache import ImageCache
 
-__all__ = ["ImageCache", "PreprocessConfig", "border_bands", "clean_angiogram", "overlay_text_mask"]
+__all__ = ["CELL_ANEURYSM", "CELL_BACKGROUND", "CELL_UNKNOWN", "ImageCache", "PreprocessConfig",
+           "border_bands", "clean_angiogram", "footprint_cells", "overlay_text_mask"]

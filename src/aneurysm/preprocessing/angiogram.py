@@ -60,29 +60,68 @@ def overlay_text_mask(image: np.ndarray, bright_level: int = 248) -> np.ndarray:
     return ndimage.binary_dilation(mask, iterations=1)
 
 
+def _crop(image: np.ndarray, config: PreprocessConfig) -> tuple[slice, slice]:
+    """The part of ``image`` preprocessing keeps: everything but the border bands."""
+    top, bottom, left, right = ((0, 0, 0, 0) if not config.remove_border
+                                else border_bands(image, config.border_dark_level))
+    return slice(top, image.shape[0] - bottom), slice(left, image.shape[1] - right)
+
+
+def _pad_square(image: np.ndarray, fill: int) -> np.ndarray:
+    """Centre ``image`` on a square canvas of ``fill``; the footprint follows the same geometry."""
+    h, w = image.shape
+    side = max(h, w)
+    if h == w:
+        return image
+    padded = np.full((side, side), fill, dtype=image.dtype)
+    y0, x0 = (side - h) // 2, (side - w) // 2
+    padded[y0:y0 + h, x0:x0 + w] = image
+    return padded
+
+
 def clean_angiogram(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Crop border bands, erase overlay text, pad to square with background, resize; uint8 out."""
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
-    out = image
-    if config.remove_border:
-        top, bottom, left, right = border_bands(out, config.border_dark_level)
-        out = out[top:out.shape[0] - bottom, left:out.shape[1] - right]
+    out = image[_crop(image, config)]
     background = int(np.median(out))
     if config.remove_text:
         mask = overlay_text_mask(out, config.text_bright_level)
         if mask.any():
             out = out.copy()
             out[mask] = background
-    h, w = out.shape
-    side = max(h, w)
-    if h != w:
-        padded = np.full((side, side), background, dtype=np.uint8)
-        y0, x0 = (side - h) // 2, (side - w) // 2
-        padded[y0:y0 + h, x0:x0 + w] = out
-        out = padded
-    if side != config.image_size:
+    out = _pad_square(out, background)
+    if out.shape[0] != config.image_size:
         resized = Image.fromarray(np.ascontiguousarray(out)).resize(
             (config.image_size, config.image_size), Image.Resampling.LANCZOS)
         out = np.array(resized)
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+#: Footprint cell values on the model's map grid.
+CELL_BACKGROUND, CELL_UNKNOWN, CELL_ANEURYSM = 0, 128, 255
+
+
+def footprint_cells(footprint: np.ndarray, image: np.ndarray, config: PreprocessConfig,
+                    grid: int) -> np.ndarray:
+    """A view's footprint (0 background, 128 unknown, 255 aneurysm pixels) on a ``grid`` x
+    ``grid`` map of the preprocessed view: the image's crop and square padding, then a cell is
+    aneurysm if any aneurysm pixel falls in it. Cells touching an aneurysm cell are unknown, so a
+    map pointing one cell off is not punished."""
+    if footprint.shape != image.shape:
+        raise ValueError(f"footprint {footprint.shape} and image {image.shape} differ in size")
+    fp = _pad_square(footprint[_crop(image, config)], CELL_BACKGROUND)
+    side = fp.shape[0]
+    edges = np.linspace(0, side, grid + 1).round().astype(int)
+
+    def any_in_cell(mask: np.ndarray) -> np.ndarray:
+        rows = np.maximum.reduceat(mask, edges[:-1], axis=0)
+        return np.maximum.reduceat(rows, edges[:-1], axis=1).astype(bool)
+
+    lesion = any_in_cell((fp >= 192).astype(np.uint8))
+    unknown = any_in_cell(((fp >= 64) & (fp < 192)).astype(np.uint8))
+    unknown |= ndimage.binary_dilation(lesion, structure=np.ones((3, 3), bool))
+    out = np.full((grid, grid), CELL_BACKGROUND, dtype=np.uint8)
+    out[unknown] = CELL_UNKNOWN
+    out[lesion] = CELL_ANEURYSM
+    return out

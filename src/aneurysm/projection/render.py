@@ -1,8 +1,13 @@
-"""Render one canonical volume as the eight projection views.
+"""Render one canonical volume as the eight projection views, with each view's aneurysm footprint.
 
 A MIP along the anterior-posterior axis of a vessel-bright volume resembles a frontal angiogram;
 along the left-right axis, a lateral one. Inverted, vessels are dark on light as on DSA. A
 hemisphere, or the posterior half, roughly imitates a single-artery injection.
+
+The footprint of a view is the lesion label volume projected along the same rays through the same
+region: where an aneurysm lies on a ray, the pixel is aneurysm; where only an unknown label does
+(a treated aneurysm, the uncertain rim around a point annotation), the pixel is unknown. It is the
+per-pixel target of the dense model.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from scipy import ndimage
 from ..schema import PROJECTION_VIEW_NAMES
 
 #: Bump when the algorithm changes, so no cached projection from older code is served.
-ALGORITHM_VERSION = 2
+ALGORITHM_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,12 @@ class ProjectionConfig:
 
     def cache_params(self) -> dict:
         return {"algorithm": ALGORITHM_VERSION, **asdict(self)}
+
+
+#: Footprint pixel values: an aneurysm lies on the ray; only an unknown label does; nothing does.
+FOOTPRINT_ANEURYSM, FOOTPRINT_UNKNOWN, FOOTPRINT_BACKGROUND = 255, 128, 0
+#: Lesion label volume values (see ``project_volume``).
+LESION, UNKNOWN = 1, 2
 
 
 def resample_isotropic(data: np.ndarray, spacing: tuple[float, float, float], target: float,
@@ -75,10 +86,25 @@ def _regions(bright: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _orient(plane: np.ndarray) -> np.ndarray:
+    """(a, z) projection -> (row, column) image with superior up, first axis reversed."""
+    return plane[::-1, ::-1].T
+
+
 def _to_image(mip: np.ndarray, config: ProjectionConfig) -> np.ndarray:
-    """(a, z) MIP -> uint8 image with superior up, first axis reversed left-right."""
     img = config.background * (1.0 - config.contrast * mip)
-    return np.clip(np.rint(img[::-1, ::-1].T), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(_orient(img)), 0, 255).astype(np.uint8)
+
+
+def _footprint(labels: np.ndarray, region: np.ndarray, axis: int) -> np.ndarray:
+    """uint8 footprint image of a lesion label volume seen through ``region`` along ``axis``."""
+    inside = np.where(region, labels, 0)
+    lesion = _orient((inside == LESION).any(axis=axis))
+    unknown = _orient((inside == UNKNOWN).any(axis=axis))
+    out = np.full(lesion.shape, FOOTPRINT_BACKGROUND, dtype=np.uint8)
+    out[unknown] = FOOTPRINT_UNKNOWN
+    out[lesion] = FOOTPRINT_ANEURYSM
+    return out
 
 
 def _project_point(p: np.ndarray, shape: tuple[int, int, int], projection: str
@@ -91,23 +117,31 @@ def _project_point(p: np.ndarray, shape: tuple[int, int, int], projection: str
 
 
 def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modality: str,
-                   config: ProjectionConfig,
-                   lesions: list[tuple[np.ndarray, float]] = ()) -> tuple[dict, list[dict]]:
-    """Views {name: uint8 image} and lesion positions [{view, x, y, r}] in view pixels.
+                   config: ProjectionConfig, lesions: list[tuple[np.ndarray, float]] = (),
+                   labels: np.ndarray | None = None) -> tuple[dict, list[dict], dict]:
+    """Views {name: uint8 image}, lesion positions [{view, x, y, r}] in view pixels, and
+    footprints {name: uint8 image} (``FOOTPRINT_*`` values; empty when ``labels`` is None).
 
-    ``lesions`` are (canonical voxel centre, radius in voxels) in the *input* grid.
+    ``lesions`` are (canonical voxel centre, radius in voxels) in the *input* grid; ``labels`` is
+    a lesion label volume on that grid (0 background, ``LESION``, ``UNKNOWN``).
     """
     iso = resample_isotropic(data, spacing, config.spacing_mm)
     scale = np.array(spacing) / config.spacing_mm
     bright = vessel_bright(iso, modality, config)
+    iso_labels = (None if labels is None
+                  else resample_isotropic(labels, spacing, config.spacing_mm, order=0))
     regions = _regions(bright)
     views: dict[str, np.ndarray] = {}
+    footprints: dict[str, np.ndarray] = {}
     positions: list[dict] = []
     for name in PROJECTION_VIEW_NAMES:
         _, region, projection = name.split("-")
+        axis = 1 if projection == "A" else 0
         masked = bright * regions[region]
-        mip = masked.max(axis=1 if projection == "A" else 0)
+        mip = masked.max(axis=axis)
         views[name] = _to_image(mip, config)
+        if iso_labels is not None:
+            footprints[name] = _footprint(iso_labels, regions[region], axis)
         for centre, radius in lesions:
             c = np.asarray(centre) * scale
             inside = bool(np.broadcast_to(regions[region], bright.shape)[
@@ -116,4 +150,4 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
                 x, y = _project_point(c, bright.shape, projection)
                 positions.append({"view": name, "x": round(x, 1), "y": round(y, 1),
                                   "r": round(float(radius * scale.mean()), 1)})
-    return views, positions
+    return views, positions, footprints

@@ -24,7 +24,7 @@ from ..errors import DataError
 from ..io.hashing import file_sha256, params_hash
 from ..io.volumes import Volume, load_dicom_series, load_nifti, nifti_to_canonical_voxel
 from ..schema import PROJECTION_VIEW_NAMES, StudyRecord, ViewImage
-from .render import ProjectionConfig, project_volume
+from .render import LESION, UNKNOWN, ProjectionConfig, project_volume
 
 
 @dataclass
@@ -53,10 +53,34 @@ def content_key(record: StudyRecord, params: str) -> str:
     return h.hexdigest()[:32]
 
 
-def _lesions(record: StudyRecord, volume: Volume) -> list[tuple[np.ndarray, float]]:
-    """(canonical voxel centre, radius in voxels) of every annotated aneurysm."""
+#: Point annotations carry no extent: a ball this size (mm) is surely aneurysm, and the rim out to
+#: ``_POINT_RIM_MM`` is unknown rather than background. ADAM's points give their own radius.
+_LOCALIZER_RADIUS_MM = 1.5
+_POINT_RIM_MM = 6.0
+
+
+def _paint_ball(labels: np.ndarray, centre: np.ndarray, spacing: np.ndarray, radius_mm: float,
+                rim_mm: float) -> None:
+    """Mark a ball as ``LESION`` and the shell around it, where still background, ``UNKNOWN``."""
+    reach = np.ceil(rim_mm / spacing).astype(int) + 1
+    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+    hi = np.minimum(np.floor(centre).astype(int) + reach + 1, labels.shape)
+    if np.any(lo >= hi):
+        return
+    grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing))
+    box = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    box[(d2 <= rim_mm**2) & (box == 0)] = UNKNOWN
+    box[d2 <= max(radius_mm**2, float(d2.min()))] = LESION
+
+
+def _lesions(record: StudyRecord, volume: Volume
+             ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+    """(canonical voxel centre, radius in voxels) of every annotated aneurysm, and a lesion label
+    volume on the canonical grid: masks as drawn (ignored labels unknown), points as balls."""
     ref = record.volume
     out: list[tuple[np.ndarray, float]] = []
+    labels = np.zeros(volume.data.shape, dtype=np.uint8)
     for mask_path in ref.lesion_masks:
         mask = load_nifti(mask_path).data.astype(np.int32)
         if mask.shape != volume.data.shape:
@@ -64,22 +88,30 @@ def _lesions(record: StudyRecord, volume: Volume) -> list[tuple[np.ndarray, floa
                                        f"{volume.data.shape}")
         for label in np.unique(mask[mask > 0]):
             if int(label) in ref.ignore_labels:
+                labels[(mask == label) & (labels == 0)] = UNKNOWN
                 continue
+            labels[mask == label] = LESION
             parts, n = ndimage.label(mask == label)
             for k in range(1, n + 1):
                 voxels = np.argwhere(parts == k)
                 radius = (len(voxels) * 3 / (4 * np.pi)) ** (1 / 3)
                 out.append((voxels.mean(axis=0), float(radius)))
+    spacing = np.array(volume.spacing)
     if ref.points and not ref.lesion_masks:
         centres = nifti_to_canonical_voxel(ref.path, np.array(ref.points))
-        out += [(c, float(p[3])) for c, p in zip(centres, ref.points)]
+        for c, p in zip(centres, ref.points):
+            out.append((c, float(p[3])))
+            radius_mm = float(p[3]) * float(spacing.mean())
+            _paint_ball(labels, c, spacing, radius_mm, radius_mm + _POINT_RIM_MM / 2)
     for sop, x, y, frame in ref.localizers:
         try:
-            out.append((volume.localizer_voxel(sop, x, y, frame), 3.0))
+            centre = volume.localizer_voxel(sop, x, y, frame)
         except KeyError:
             raise DataError(ref.path, f"localizer names instance {sop}, not in the series") \
                 from None
-    return out
+        out.append((centre, float(_LOCALIZER_RADIUS_MM / spacing.mean())))
+        _paint_ball(labels, centre, spacing, _LOCALIZER_RADIUS_MM, _POINT_RIM_MM)
+    return out, labels
 
 
 def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, str]:
@@ -91,8 +123,9 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, 
     try:
         ref = record.volume
         volume = load_dicom_series(ref.path) if ref.kind == "dicom" else load_nifti(ref.path)
-        views, positions = project_volume(volume.data, volume.spacing, record.modality, config,
-                                          _lesions(record, volume))
+        lesions, labels = _lesions(record, volume)
+        views, positions, footprints = project_volume(volume.data, volume.spacing,
+                                                      record.modality, config, lesions, labels)
     except DataError as exc:
         return folder, str(exc)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +133,8 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, 
     try:
         for name, image in views.items():
             Image.fromarray(image).save(tmp / f"{name}.png")
+        for name, image in footprints.items():
+            Image.fromarray(image).save(footprint_path(tmp / f"{name}.png"))
         (tmp / "positions.json").write_text(json.dumps(positions))
         try:
             os.replace(tmp, target)
@@ -159,3 +194,9 @@ def read_positions(record: StudyRecord) -> list[dict]:
         return []
     path = Path(first).parent / "positions.json"
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def footprint_path(view_path: str | Path) -> Path:
+    """Where the projection stage stores the footprint of the view image at ``view_path``."""
+    view_path = Path(view_path)
+    return view_path.with_name(view_path.stem + ".footprint.png")

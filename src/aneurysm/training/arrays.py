@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..preprocessing import ImageCache
-from ..projection.stage import read_positions
+from ..io.images import load_grayscale
+from ..preprocessing import CELL_UNKNOWN, ImageCache, footprint_cells
+from ..projection.stage import footprint_path, read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
+
+#: Footprints are kept on a grid of (image size / this): the dense model's map stride.
+FOOTPRINT_STRIDE = 4
 
 
 @dataclass
@@ -32,8 +35,9 @@ class StudyArrays:
     group_members: np.ndarray  # (N, G, 21) float32
     group_targets: np.ndarray  # (N, G) float32
     group_valid: np.ndarray  # (N, G) bool
-    view_points: np.ndarray  # (N, V, 3) float32: (has aneurysm, u, v) in [0, 1] image coords
-    view_points_known: np.ndarray  # (N, V) bool: a point target exists for this view
+    #: (N, V, S/4, S/4) uint8 per map cell: 0 no aneurysm, 255 aneurysm, 128 unknown (every
+    #: cell of a view whose source says nothing about where, e.g. K-ium)
+    footprints: np.ndarray
 
     def __len__(self) -> int:
         return len(self.study_ids)
@@ -48,32 +52,25 @@ class StudyArrays:
 
 _ARRAY_FIELDS = ("images", "view_ids", "view_mask", "presence", "presence_known", "locations",
                  "location_known", "group_members", "group_targets", "group_valid",
-                 "view_points", "view_points_known")
+                 "footprints")
 
 
-def view_points(record: StudyRecord, out: np.ndarray, known: np.ndarray) -> None:
-    """Fill (has, u, v) per view from a projected study's positions, in the coordinates of the
-    preprocessed square image (the view is padded to a square, centred, then resized).
+def view_footprints(record: StudyRecord, cache: ImageCache, out: np.ndarray) -> None:
+    """Fill each view's footprint cells (``out``: (V, G, G), pre-filled unknown).
 
-    Known for negatives (no aneurysm anywhere) and for positives with annotated positions;
-    unknown otherwise, and for sources without positions (K-ium).
+    Known for projected negatives (no aneurysm anywhere) and for projected positives with
+    annotated positions; unknown otherwise, and for sources without positions (K-ium).
     """
-    positions = read_positions(record)
-    if record.volume is None or record.presence is None or (record.presence and not positions):
+    if record.volume is None or record.presence is None:
+        return
+    if record.presence and not read_positions(record):
         return
     for j, v in enumerate(record.views):
-        if not v.path:
+        path = footprint_path(v.path) if v.path else None
+        if path is None or not path.is_file():
             continue
-        known[j] = True
-        hits = [p for p in positions if p["view"] == v.view]
-        if not hits:
-            continue
-        with Image.open(v.path) as img:
-            w, h = img.size
-        side = max(w, h)
-        p = hits[0]
-        out[j] = (1.0, (p["x"] + (side - w) // 2 + 0.5) / side,
-                  (p["y"] + (side - h) // 2 + 0.5) / side)
+        out[j] = footprint_cells(load_grayscale(path), load_grayscale(v.path), cache.config,
+                                 out.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -118,15 +115,15 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     members = np.zeros((n, max_groups, NUM_LOCATIONS), dtype=np.float32)
     targets = np.zeros((n, max_groups), dtype=np.float32)
     valid = np.zeros((n, max_groups), dtype=bool)
-    points = np.zeros((n, n_views, 3), dtype=np.float32)
-    points_known = np.zeros((n, n_views), dtype=bool)
+    grid = max(size // FOOTPRINT_STRIDE, 1)
+    footprints = np.full((n, n_views, grid, grid), CELL_UNKNOWN, dtype=np.uint8)
     for i, r in enumerate(tqdm(kept, desc="load arrays", unit="study", disable=not progress)):
         for j, v in enumerate(r.views):
             view_ids[i, j] = view_index(v.view)
             if v.path and v.path not in errors:
                 images[i, j] = cache.load(v.path)
                 view_mask[i, j] = True
-        view_points(r, points[i], points_known[i])
+        view_footprints(r, cache, footprints[i])
         for g, group in enumerate(r.groups):
             members[i, g, [LOCATION_NAMES.index(m) for m in group.members]] = 1.0
             targets[i, g] = float(group.positive)
@@ -140,6 +137,6 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
         locations=np.array([r.locations for r in kept], dtype=np.float32).reshape(n, -1),
         location_known=np.array([r.location_known for r in kept], dtype=bool).reshape(n, -1),
         group_members=members, group_targets=targets, group_valid=valid,
-        view_points=points, view_points_known=points_known,
+        footprints=footprints,
     )
     return arrays, skipped, dropped

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..model.losses import LossWeights
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -18,4 +20,10 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 or bf16 (autocast)
     threads: int = 0  # torch CPU threads; 0 = torch's default
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
-    aux_point_weight: float = 0.0  # auxiliary localisation loss where positions exist; 0 = off
+    map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
+    view_loss_weight: float = 1.0  # dense head: per-view "aneurysm seen" where footprints say
+    aux_point_weight: float = 0.0  # global head: auxiliary point loss where positions exist
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(maps=self.map_loss_weight, views=self.view_loss_weight,
+                           points=self.aux_point_weight)

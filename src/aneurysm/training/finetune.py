@@ -15,7 +15,7 @@ from ..config import ExperimentConfig
 from ..evaluation.metrics import accuracy_thresholds
 from ..io.atomic import atomic_write_text
 from ..model.checkpoint import load_init
-from ..model.multiview import build_model
+from ..model import build_model
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
 from .arrays import build_arrays
@@ -29,7 +29,8 @@ def checkpoint_metadata(config: ExperimentConfig) -> dict:
     from .run_dir import software_versions
 
     return {
-        "backbone": config.model.backbone,
+        "model": config.model.architecture(),
+        "backbone": config.model.backbone if config.model.head == "global" else "monai/resnet-unet",
         "embed_dim": config.model.embed_dim,
         "image_size": config.preprocess.image_size,
         "labels": list(LOCATION_NAMES),
@@ -79,9 +80,8 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
         torch.manual_seed(config.train.seed)
         model = build_model(config.model)
         if init:
-            load_init(model, init, {"backbone": config.model.backbone,
-                                    "image_size": config.preprocess.image_size,
-                                    "embed_dim": config.model.embed_dim})
+            load_init(model, init, {"model": config.model.architecture(),
+                                    "image_size": config.preprocess.image_size})
         return model
 
     index = {sid: i for i, sid in enumerate(arrays.study_ids)}

@@ -8,21 +8,27 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from monai.utils import set_determinism
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..evaluation.metrics import safe_auroc
 from ..io.atomic import atomic_path, atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
-from ..model.losses import LossWeights, multitask_loss
-from ..model.multiview import MultiViewNet
+from ..model.losses import multitask_loss
 from .arrays import StudyArrays
-from .augment import AugmentConfig, mirror_location_scores, mirror_study
+from .augment import (
+    AugmentConfig,
+    augment_batch,
+    mirror_location_scores,
+    mirror_study,
+    prepare_batch,
+)
 from .config import TrainConfig
 from .dataset import StudyDataset
 
@@ -41,34 +47,41 @@ def _autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A loader batch on ``device``, views as floats and footprints as targets."""
+    return prepare_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()})
 
 
-@torch.no_grad()
-def predict_arrays(model: MultiViewNet, arrays: StudyArrays, cfg: TrainConfig,
+def iter_outputs(model: nn.Module, arrays: StudyArrays, cfg: TrainConfig, device: torch.device
+                 ) -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """(batch, model output) over ``arrays`` in order, in eval mode without gradients."""
+    model.eval()
+    loader = DataLoader(StudyDataset(arrays), batch_size=cfg.batch_size, shuffle=False)
+    with torch.no_grad():
+        for batch in loader:
+            batch = to_device(batch, device)
+            with _autocast(device, cfg.precision):
+                yield batch, model(batch["images"], batch["view_ids"], batch["view_mask"])
+
+
+def predict_arrays(model: nn.Module, arrays: StudyArrays, cfg: TrainConfig,
                    device: torch.device, tta_mirror: bool | None = None,
                    ) -> tuple[np.ndarray, np.ndarray, float]:
     """Presence (N,) and location (N, 21) probabilities, and the mean loss where labels exist."""
     tta = cfg.tta_mirror if tta_mirror is None else tta_mirror
-    model.eval()
-    loader = DataLoader(StudyDataset(arrays), batch_size=cfg.batch_size, shuffle=False)
     presence, locations, losses, weights = [], [], [], []
-    for batch in loader:
-        batch = _to(batch, device)
-        with _autocast(device, cfg.precision):
-            out = model(batch["images"], batch["view_ids"], batch["view_mask"])
-            if batch["presence_known"].any():
-                losses.append(float(multitask_loss(out, batch,
-                                                   LossWeights(points=cfg.aux_point_weight))))
-                weights.append(len(batch["images"]))
-            p = torch.sigmoid(out["presence"].float())
-            loc = torch.sigmoid(out["locations"].float())
-            if tta:
+    for batch, out in iter_outputs(model, arrays, cfg, device):
+        if batch["presence_known"].any():
+            losses.append(float(multitask_loss(out, batch, cfg.loss_weights())))
+            weights.append(len(batch["images"]))
+        p = torch.sigmoid(out["presence"].float())
+        loc = torch.sigmoid(out["locations"].float())
+        if tta:
+            with torch.no_grad(), _autocast(device, cfg.precision):
                 m = mirror_study(batch)
                 mo = model(m["images"], m["view_ids"], m["view_mask"])
-                p = (p + torch.sigmoid(mo["presence"].float())) / 2
-                loc = (loc + mirror_location_scores(torch.sigmoid(mo["locations"].float()))) / 2
+            p = (p + torch.sigmoid(mo["presence"].float())) / 2
+            loc = (loc + mirror_location_scores(torch.sigmoid(mo["locations"].float()))) / 2
         presence.append(p.cpu().numpy())
         locations.append(loc.cpu().numpy())
     loss = float(np.average(losses, weights=weights)) if losses else math.nan
@@ -87,8 +100,14 @@ class FoldResult:
     val_loss: float
 
 
-def _param_groups(model: MultiViewNet, cfg: TrainConfig) -> list[dict[str, Any]]:
-    body = list(model.backbone.parameters())
+def body_of(model: nn.Module) -> nn.Module:
+    """The per-view network that pretraining transfers: the dense encoder-decoder or the global
+    backbone."""
+    return model.body if hasattr(model, "body") else model.backbone
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    body = list(body_of(model).parameters())
     body_ids = {id(p) for p in body}
     rest = [p for p in model.parameters() if id(p) not in body_ids]
     return [{"params": body, "lr": cfg.lr * cfg.body_lr_scale}, {"params": rest, "lr": cfg.lr}]
@@ -109,7 +128,7 @@ def _score(row: dict, select_on: str) -> float:
     return -value if select_on == "val_loss" else value
 
 
-def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet],
+def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                train: StudyArrays, val: StudyArrays, cfg: TrainConfig, augment: AugmentConfig,
                metadata: dict[str, Any], progress: bool = True) -> FoldResult:
     """Train one fold, resuming from ``last.pt`` if it exists; returns the fold's summary."""
@@ -128,23 +147,24 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet]
         scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
         start = state["epoch"] + 1
-    dataset = StudyDataset(train, augment)
+    dataset = StudyDataset(train)
     for epoch in range(start, cfg.epochs + 1):
         epoch_seed = cfg.seed * 100_003 + fold * 1_009 + epoch  # same result whether resumed
         set_determinism(seed=epoch_seed)
-        if dataset.transform is not None:
-            dataset.transform.set_random_state(seed=epoch_seed)
         gen = torch.Generator().manual_seed(epoch_seed)
+        warp_gen = torch.Generator(device=device).manual_seed(epoch_seed)
         loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen)
         model.train()
         losses, probs, targets = [], [], []
         bar = tqdm(loader, desc=f"fold {fold} epoch {epoch}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not progress)
         for batch in bar:
-            batch = _to(batch, device)
+            batch = to_device(batch, device)
+            if augment.enabled:
+                batch = augment_batch(batch, augment, warp_gen)
             with _autocast(device, cfg.precision):
                 out = model(batch["images"], batch["view_ids"], batch["view_mask"])
-                loss = multitask_loss(out, batch, LossWeights(points=cfg.aux_point_weight))
+                loss = multitask_loss(out, batch, cfg.loss_weights())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -179,7 +199,7 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet]
     return finish_fold(fold_dir, fold, make_model, train, val, cfg, history, device)
 
 
-def finish_fold(fold_dir: Path, fold: int, make_model: Callable[[], MultiViewNet],
+def finish_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                 train: StudyArrays, val: StudyArrays, cfg: TrainConfig, history: list[dict],
                 device: torch.device) -> FoldResult:
     """Out-of-fold predictions and the train/validation AUROC of the kept (best) weights."""

@@ -23,7 +23,7 @@ from ..errors import AneurysmError
 from ..evaluation.metrics import bootstrap_auroc
 from ..io.atomic import atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
-from ..model.multiview import build_model
+from ..model import build_model
 from ..preprocessing import ImageCache
 from ..projection import ProjectionConfig, project_records
 from ..schema import StudyRecord, save_manifest

@@ -1,0 +1,76 @@
+"""Maps as explanations: per patient, the views with the model's aneurysm map overlaid, each view's
+evidence and the location it points at, and the patient's prediction on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import AneurysmError
+from ..schema import LOCATION_NAMES, VIEW_TYPES
+from ..training.arrays import StudyArrays
+from ..training.config import TrainConfig
+from ..training.loop import iter_outputs
+from ..viz import save_overlay_montage
+
+
+@dataclass(frozen=True)
+class ViewMaps:
+    maps: np.ndarray  # (N, V, h, w) per-cell aneurysm probability, averaged over models
+    seen: np.ndarray  # (N, V) probability that the view shows an aneurysm
+    where: np.ndarray  # (N, V, 21) P(location | seen in this view)
+
+
+def predict_maps(models: list[nn.Module], arrays: StudyArrays, cfg: TrainConfig,
+                 device: torch.device) -> ViewMaps:
+    """The fold models' maps, averaged; a model without maps (the global head) is an error."""
+    total: list[np.ndarray] | None = None
+    for model in models:
+        parts: list[list[np.ndarray]] = [[], [], []]
+        for _, out in iter_outputs(model, arrays, cfg, device):
+            if "maps" not in out:
+                raise AneurysmError("this run's model draws no maps (model.head: global); "
+                                    "maps need model.head: dense")
+            parts[0].append(torch.sigmoid(out["maps"].float()).cpu().numpy())
+            parts[1].append(torch.sigmoid(out["view_logits"].float()).cpu().numpy())
+            where = out["view_locations"].float() - torch.nn.functional.logsigmoid(
+                out["view_logits"].float()).unsqueeze(-1)
+            parts[2].append(torch.exp(where).cpu().numpy())
+        stacked = [np.concatenate(p) / len(models) for p in parts]
+        total = stacked if total is None else [t + s for t, s in zip(total, stacked)]
+    if total is None:
+        raise AneurysmError("no model to draw maps with")
+    return ViewMaps(*total)
+
+
+def save_map_montages(out_dir: str | Path, arrays: StudyArrays, view_maps: ViewMaps,
+                      presence: np.ndarray, predicted: np.ndarray,
+                      progress: bool = True) -> list[Path]:
+    """One PNG per study: ``predicted`` (N, 21) are the 0/1 locations written to output.csv."""
+    out_dir = Path(out_dir)
+    paths = []
+    for i in tqdm(range(len(arrays)), desc="maps", unit="patient", disable=not progress):
+        images, heats, captions = [], [], []
+        for j, vid in enumerate(arrays.view_ids[i]):
+            name = VIEW_TYPES[int(vid)].name
+            if not arrays.view_mask[i, j]:
+                images.append(None)
+                heats.append(None)
+                captions.append(f"{name}: absent")
+                continue
+            seen = float(view_maps.seen[i, j])
+            images.append(arrays.images[i, j])
+            heats.append(view_maps.maps[i, j])
+            top = LOCATION_NAMES[int(np.argmax(view_maps.where[i, j]))]
+            captions.append(f"{name}: seen {seen:.2f}" + (f", at {top}" if seen >= 0.5 else ""))
+        names = [n for n, on in zip(LOCATION_NAMES, predicted[i]) if on >= 0.5]
+        title = (f"{arrays.study_ids[i]}: P(aneurysm) {presence[i]:.2f}; predicted locations: "
+                 + (", ".join(names) if names else "none"))
+        paths.append(save_overlay_montage(images, heats, captions, title,
+                                          out_dir / f"{arrays.study_ids[i]}.png"))
+    return paths

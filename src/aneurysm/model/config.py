@@ -1,0 +1,38 @@
+"""Model settings (the ``model:`` section of a YAML config)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import ConfigError
+
+HEADS = ("dense", "global")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    #: "dense": an aneurysm map per view, pooled by smooth maxima (finds the lesion);
+    #: "global": one pooled feature per view and attention over views (kept for comparison).
+    head: str = "dense"
+    backbone: str = "timm/test_resnet"  # global head: the per-view feature extractor
+    backbone_weights: str = ""  # global head: a local file; never downloaded
+    embed_dim: int = 128
+    dropout: float = 0.2
+    width: int = 16  # dense head: channels of the first encoder stage, doubled at each stage
+    encoder_layers: tuple[int, ...] = (1, 1, 1, 1)  # dense head: residual blocks per stage
+    decoder_channels: tuple[int, ...] = (64, 32, 16)  # dense head: strides 16, 8, 4
+    pool_sharpness: float = 5.0  # dense head: r of the log-sum-exp smooth maximum over a map
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(f"model.head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "dense" and (len(self.encoder_layers) != 4
+                                     or len(self.decoder_channels) != 3):
+            raise ConfigError("model.encoder_layers needs 4 entries and model.decoder_channels 3")
+
+    def architecture(self) -> dict:
+        """What a checkpoint must match to be loaded into this model (not weights or dropout)."""
+        keep = (("head", "embed_dim") + (("backbone",) if self.head == "global" else
+                                          ("width", "encoder_layers", "decoder_channels")))
+        values = asdict(self)
+        return {k: list(values[k]) if isinstance(values[k], tuple) else values[k] for k in keep}

@@ -1,0 +1,132 @@
+"""The dense multi-view model: an aneurysm map per view, pooled into views, studies and locations.
+
+Global pooling dilutes a 3-pixel aneurysm among thousands of pixels; a map keeps it where it is.
+A shared MONAI encoder-decoder draws a logit map at stride 4 on every view. A view's evidence is a
+smooth maximum of its map; a study's is the noisy-OR of its views (absent views masked), so one
+clear sighting is enough. Locations are read where each view's map responds: the decoder's
+features there, the response's position and the view type give 21 logits per view, combined over
+views by noisy-OR, so an ACOM aneurysm seen in two views counts once. Where external sources say
+where the aneurysm is, the map is supervised per pixel; on K-ium only the pooled outputs are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import ResNet
+from monai.networks.nets.basic_unet import UpCat
+from torch import nn
+
+from ..schema import NUM_LOCATIONS, VIEW_TYPES
+from .config import ModelConfig
+
+#: Map stride relative to the input view.
+MAP_STRIDE = 4
+_ABSENT = -30.0  # logit of every cell of an absent view
+_PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, accurate at both ends."""
+    x = x.clamp(max=-1e-7)
+    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def noisy_or_logit(log_not: torch.Tensor) -> torch.Tensor:
+    """Logit of P(any) from log P(none) = sum of log(1 - p_i)."""
+    log_not = log_not.clamp(max=-1e-7)
+    return log1mexp(log_not) - log_not
+
+
+def smooth_max(maps: torch.Tensor, sharpness: float) -> torch.Tensor:
+    """Log-sum-exp pooling over the last two dimensions: (1/r) log mean exp(r x).
+
+    Rises with any single cell; tends to the mean as r -> 0 and to the maximum as r grows.
+    """
+    flat = maps.flatten(-2)
+    return (torch.logsumexp(sharpness * flat, -1) - math.log(flat.shape[-1])) / sharpness
+
+
+class MapNet(nn.Module):
+    """Per view: a MONAI ResNet encoder (strides 4-32) and a U-Net decoder of MONAI ``UpCat``
+    blocks back to stride 4, with a 1x1 map head. Returns (logit map, features) at stride 4."""
+
+    def __init__(self, width: int, layers: tuple[int, ...], decoder: tuple[int, ...]) -> None:
+        super().__init__()
+        planes = [width, 2 * width, 4 * width, 8 * width]
+        self.encoder = ResNet("basic", list(layers), planes, spatial_dims=2, n_input_channels=1,
+                              conv1_t_size=5, conv1_t_stride=2, feed_forward=False)
+        ins = [planes[3], decoder[0], decoder[1]]
+        skips = [planes[2], planes[1], planes[0]]
+        self.decoder = nn.ModuleList(
+            UpCat(2, i, s, o, act=("relu", {"inplace": True}), norm="batch", bias=False,
+                  upsample="nontrainable", interp_mode="nearest", align_corners=None)
+            for i, s, o in zip(ins, skips, decoder))
+        self.map_head = nn.Conv2d(decoder[2], 1, kernel_size=1)
+        nn.init.constant_(self.map_head.bias, math.log(_PRIOR / (1 - _PRIOR)))
+        self.out_channels = decoder[2]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.encoder
+        x = e.maxpool(e.act(e.bn1(e.conv1(x))))
+        skips = []
+        for layer in (e.layer1, e.layer2, e.layer3):
+            x = layer(x)
+            skips.append(x)
+        x = e.layer4(x)
+        for block, skip in zip(self.decoder, reversed(skips)):
+            x = block(x, skip)
+        return self.map_head(x)[:, 0], x
+
+
+class DenseMultiViewNet(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.body = MapNet(config.width, config.encoder_layers, config.decoder_channels)
+        c, e = self.body.out_channels, config.embed_dim
+        self.view_embedding = nn.Embedding(len(VIEW_TYPES), e)
+        self.dropout = nn.Dropout(config.dropout)
+        self.heads = nn.ModuleDict({
+            "view_bias": nn.Embedding(len(VIEW_TYPES), 1),  # views differ in how often they show one
+            "locations": nn.Sequential(nn.Linear(c + 2 + e, e), nn.ReLU(inplace=True),
+                                       nn.Linear(e, NUM_LOCATIONS)),
+        })
+        nn.init.zeros_(self.heads["view_bias"].weight)
+
+    def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
+                view_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, V, 1, S, S) float, view_ids (B, V) long, view_mask (B, V) bool."""
+        b, v = images.shape[:2]
+        present = view_mask.reshape(-1)
+        flat = images.reshape(b * v, *images.shape[2:])
+        h = w = max(images.shape[-1] // MAP_STRIDE, 1)
+        dtype = self.heads["view_bias"].weight.dtype
+        maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
+        feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)
+        if present.any():  # the body never sees an absent view
+            m, f = self.body(flat[present])
+            maps[present], feats[present] = m.to(dtype), f.to(dtype)
+        maps = maps.reshape(b, v, h, w)
+        view_logits = (smooth_max(maps, self.config.pool_sharpness)
+                       + self.heads["view_bias"](view_ids)[..., 0])
+        view_logits = view_logits.masked_fill(~view_mask, _ABSENT)
+        # where each view responds: attention over its cells, sharp like the smooth maximum
+        attention = torch.softmax(self.config.pool_sharpness * maps.reshape(b * v, -1), -1)
+        pooled = torch.einsum("nk,nck->nc", attention, feats.flatten(2))
+        ys, xs = torch.meshgrid(torch.arange(h, device=images.device),
+                                torch.arange(w, device=images.device), indexing="ij")
+        grid = torch.stack([(xs.flatten() + 0.5) / w, (ys.flatten() + 0.5) / h], -1).to(dtype)
+        peak = (attention @ grid).reshape(b, v, 2)
+        inputs = torch.cat([self.dropout(pooled).reshape(b, v, -1), peak,
+                            self.view_embedding(view_ids)], -1)
+        # P(aneurysm at l, seen in view v) = P(seen in v) * P(at l | seen in v)
+        log_seen = F.logsigmoid(view_logits)
+        view_loc = log_seen.unsqueeze(-1) + F.logsigmoid(self.heads["locations"](inputs))
+        keep = view_mask.to(dtype)
+        presence = noisy_or_logit((F.logsigmoid(-view_logits) * keep).sum(1))
+        locations = noisy_or_logit((log1mexp(view_loc) * keep.unsqueeze(-1)).sum(1))
+        return {"presence": presence, "locations": locations, "view_logits": view_logits,
+                "maps": maps, "peaks": peak, "view_locations": view_loc}
