@@ -47,6 +47,6 @@ def cfg(tmp_path) -> Path:
 data: {{cache_dir: {tmp_path / 'cache'}, workers: 1}}
 preprocess: {{image_size: 32}}
 model: {{backbone: timm/test_resnet, embed_dim: 32}}
-train: {{epochs: 2, batch_size: 4, seed: 7, threads: 1}}
+train: {{epochs: 2, pretrain_epochs: 2, batch_size: 4, seed: 7, threads: 1}}
 """)
     return path

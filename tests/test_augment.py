@@ -40,8 +40,10 @@ def _batch(n=4, size=64, views=PROJECTION_VIEW_NAMES, seed=0):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_footprints_move_with_their_views(seed):
-    batch = prepare_batch(_batch(seed=seed))
-    out = augment_batch(batch, GEOMETRY_ONLY, torch.Generator().manual_seed(seed))
+    raw = _batch(seed=seed)
+    batch = prepare_batch(raw)
+    out = augment_batch(raw, GEOMETRY_ONLY, torch.Generator().manual_seed(seed))
+    assert out["images"].shape == batch["images"].shape
     assert not torch.equal(out["images"], batch["images"])  # something moved
     moved = 0
     for b in range(len(out["images"])):
@@ -58,12 +60,27 @@ def test_footprints_move_with_their_views(seed):
 
 
 def test_augmentation_is_repeatable_from_the_generator_seed():
-    batch = prepare_batch(_batch())
+    batch = _batch()
     a = augment_batch(batch, AugmentConfig(), torch.Generator().manual_seed(3))
     b = augment_batch(batch, AugmentConfig(), torch.Generator().manual_seed(3))
     c = augment_batch(batch, AugmentConfig(), torch.Generator().manual_seed(4))
     assert torch.equal(a["images"], b["images"]) and torch.equal(a["map_target"], b["map_target"])
     assert not torch.equal(a["images"], c["images"])
+
+
+def test_contrast_keeps_the_range_and_order_of_grey_levels():
+    batch = _batch(n=1)
+    batch["images"][0, 0] = torch.randint(50, 221, (64, 64), dtype=torch.uint8)
+    config = AugmentConfig(affine_prob=0.0, contrast_prob=1.0, contrast_gamma_low=0.5,
+                           contrast_gamma_high=0.6, noise_prob=0.0, lr_swap=False)
+    out = augment_batch(batch, config, torch.Generator().manual_seed(0))
+    a = out["images"][0, 0].flatten()
+    b = prepare_batch(batch)["images"][0, 0].flatten()
+    assert torch.isclose(a.min(), b.min()) and torch.isclose(a.max(), b.max())
+    mid = (b > b.min()) & (b < b.max())
+    assert (a[mid] > b[mid]).all()  # gamma < 1 lifts the grey levels between the extremes
+    order = torch.argsort(b)
+    assert (a[order].diff() >= -1e-5).all()  # and keeps their order
 
 
 def test_prepare_batch_reads_footprint_cells():

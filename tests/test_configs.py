@@ -16,7 +16,7 @@ def test_cpu_preset_documents_the_builtin_defaults():
 def test_gpu_preset_is_realistic_for_real_data():
     gpu = load_config(CONFIGS / "gpu.yaml")
     assert gpu.preprocess.image_size >= 512
-    assert gpu.model.backbone in ("timm/resnet50", "monai/densenet121")
+    assert gpu.model.head == "dense" and gpu.model.width >= 32
     assert gpu.train.precision == "bf16" and gpu.train.device == "cuda"
 
 

@@ -150,7 +150,7 @@ def synth_external_cmd(out, rsna, adam, lausanne, cada, seed, spacing, workers, 
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/pretrain",
               show_default=True)
-@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--epochs", type=int, default=None, help="Override train.pretrain_epochs.")
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--val-fraction", default=0.2, show_default=True,
               help="Per-source patient-level validation share, split before pooling.")
@@ -168,7 +168,7 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fr
     from ..training.pretrain import CHECKPOINT, pretrain
     from .render import print_source_scores
 
-    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed,
+    config = load_config(config_path, {"train": {"pretrain_epochs": epochs, "seed": seed,
                                                  "aux_point_weight": aux_weight},
                                        "data": {"cache_dir": cache_dir}})
     records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)

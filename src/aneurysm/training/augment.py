@@ -53,7 +53,7 @@ def prepare_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """uint8 views -> float in [0, 1] (B, V, 1, S, S); footprint cells -> a target, a weight
     (1 where known) and a per-view label (1 aneurysm seen, 0 none, -1 unknown)."""
     out = dict(batch)
-    if out["images"].dtype == torch.uint8:
+    if "images" in out and out["images"].dtype == torch.uint8:
         out["images"] = out["images"].float().div_(255.0).unsqueeze(2)
     if "footprints" in out:
         cells = out.pop("footprints")
@@ -86,8 +86,8 @@ def mirror_study(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key in _SPATIAL:
         if key in s:
             moved = _take(s[key], slots)
-            shape = flip.reshape(*flip.shape, *([1] * (moved.dim() - 2)))
-            out[key] = torch.where(shape, moved.flip(-1), moved)
+            moved[flip] = moved[flip].flip(-1)
+            out[key] = moved
     for key in _PER_VIEW:
         if key in s:
             out[key] = _take(s[key], slots)
@@ -109,8 +109,10 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
     return low + (high - low) * torch.rand(n, generator=g, device=g.device)
 
 
-def random_affines(n: int, config: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """(n, 2, 3) ``affine_grid`` matrices in normalised coordinates; identity where not drawn."""
+def random_affines(n: int, config: AugmentConfig, g: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 2, 3) ``affine_grid`` matrices in normalised coordinates (identity where not drawn),
+    and which were drawn."""
     angle = _uniform(n, -1.0, 1.0, g) * math.radians(config.rotate_deg)
     scale = 1.0 + _uniform(n, -config.scale, config.scale, g)
     shift = _uniform(2 * n, -2 * config.translate, 2 * config.translate, g).reshape(n, 2)
@@ -118,54 +120,76 @@ def random_affines(n: int, config: AugmentConfig, g: torch.Generator) -> torch.T
     angle, scale = angle * drawn, torch.where(drawn, scale, 1.0)
     shift = shift * drawn[:, None]
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    return torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                        torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    return theta, drawn
 
 
-def _warp(x: torch.Tensor, theta: torch.Tensor, padding: str) -> torch.Tensor:
-    """Warp (N, H, W) or (N, 1, H, W) maps by ``theta``; normalised coordinates make one matrix
-    serve every resolution, so a footprint moves exactly with its image."""
-    squeeze = x.dim() == 3
-    x4 = x.unsqueeze(1) if squeeze else x
-    grid = F.affine_grid(theta.to(x4.dtype), list(x4.shape), align_corners=False)
+def _warp(x: torch.Tensor, theta: torch.Tensor, drawn: torch.Tensor, padding: str
+          ) -> torch.Tensor:
+    """Warp the ``drawn`` ones of (N, H, W) or (N, 1, H, W) maps by ``theta``; normalised
+    coordinates make one matrix serve every resolution, so a footprint moves with its image."""
+    pick = drawn.nonzero()[:, 0]
+    if not len(pick):
+        return x
+    x4 = x[pick].unsqueeze(1) if x.dim() == 3 else x[pick]
+    grid = F.affine_grid(theta[pick].to(x4.dtype), list(x4.shape), align_corners=False)
     y = F.grid_sample(x4, grid, mode="bilinear", padding_mode=padding, align_corners=False)
-    return y.squeeze(1) if squeeze else y
+    return x.index_copy(0, pick, y.reshape(-1, *x.shape[1:]))
+
+
+def _contrast_tables(images: torch.Tensor, config: AugmentConfig,
+                     g: torch.Generator) -> torch.Tensor:
+    """(N, 256) lookup tables: uint8 -> float in [0, 1], with MONAI RandAdjustContrast's gamma
+    on each drawn view's own intensity range (identity for the others). One gather then does the
+    conversion and the contrast change together."""
+    n = images.shape[0]
+    gamma = _uniform(n, config.contrast_gamma_low, config.contrast_gamma_high, g)
+    drawn = torch.rand(n, generator=g, device=g.device) < config.contrast_prob
+    gamma = torch.where(drawn, gamma, 1.0)
+    low, high = torch.aminmax(images.flatten(1), dim=1)
+    low, high = low.float()[:, None] / 255.0, high.float()[:, None] / 255.0
+    span = (high - low).clamp_min(1e-6)
+    levels = torch.arange(256, device=images.device, dtype=torch.float32)[None] / 255.0
+    return ((levels - low) / span).clamp(0.0, 1.0).pow(gamma[:, None]) * span + low
 
 
 def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
                   generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Augment a prepared batch on its own device; ``generator`` lives on that device too."""
+    """Augment a loader batch (uint8 views, footprint cells) on its own device and prepare it as
+    ``prepare_batch`` does; ``generator`` lives on that device too."""
     g = generator
     out = dict(batch)
-    b, v = out["images"].shape[:2]
-    if config.lr_swap:
-        swap = torch.rand(b, generator=g, device=g.device) < config.lr_swap_prob
-        mirrored = mirror_study(out)
-        for key, value in mirrored.items():
-            if value.dim() >= 1 and value.shape[0] == b and key in out:
-                mask = swap.reshape(b, *([1] * (value.dim() - 1)))
-                out[key] = torch.where(mask, value, out[key])
+    if out["images"].dtype != torch.uint8:
+        raise TypeError("augment_batch takes the loader's uint8 views, before prepare_batch")
+    b, v, size = out["images"].shape[:3]
+    if config.lr_swap:  # on uint8 data: a quarter of the memory traffic of floats
+        swap = (torch.rand(b, generator=g, device=g.device) < config.lr_swap_prob).nonzero()[:, 0]
+        if len(swap):  # mirror the drawn studies only, and put them back in place
+            mirrored = mirror_study({k: t[swap] for k, t in out.items()})
+            for key, value in mirrored.items():
+                out[key] = out[key].index_copy(0, swap, value)
     n = b * v
-    theta = random_affines(n, config, g)
-    images = _warp(out["images"].reshape(n, *out["images"].shape[2:]), theta, "border")
+    pixels = out.pop("images").reshape(n, -1)
+    tables = _contrast_tables(pixels, config, g)
+    out = prepare_batch(out)
+    images = torch.gather(tables, 1, pixels.long()).reshape(n, 1, size, -1)
+    theta, drawn = random_affines(n, config, g)
+    images = _warp(images, theta, drawn, "border")
     if "map_target" in out:
         grid = out["map_target"].shape[-2:]
-        target = _warp(out["map_target"].reshape(n, *grid), theta, "zeros")
-        weight = _warp(out["map_weight"].reshape(n, *grid), theta, "border")
+        target = _warp(out["map_target"].reshape(n, *grid), theta, drawn, "zeros")
+        weight = _warp(out["map_weight"].reshape(n, *grid), theta, drawn, "border")
         label = out["view_label"].reshape(n)
         lost = (label > 0) & (target.flatten(1).amax(-1) < 0.5)  # warped out of the frame
         out["view_label"] = torch.where(lost, -1.0, label).reshape(b, v)
         out["map_target"] = target.reshape(b, v, *grid)
         out["map_weight"] = weight.reshape(b, v, *grid)
-    # contrast: MONAI RandAdjustContrast's gamma on each view's own intensity range
-    gamma = torch.where(torch.rand(n, generator=g, device=g.device) < config.contrast_prob,
-                        _uniform(n, config.contrast_gamma_low, config.contrast_gamma_high, g), 1.0)
     flat = images.flatten(1)
-    low, high = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    span = (high - low).clamp_min(1e-6)
-    flat = ((flat - low) / span).clamp_min(0.0).pow(gamma[:, None]) * span + low
-    noisy = torch.rand(n, generator=g, device=g.device) < config.noise_prob
-    noise = torch.randn(flat.shape, generator=g, device=g.device, dtype=flat.dtype)
-    flat = flat + noise * (config.noise_std * noisy[:, None])
-    out["images"] = flat.clamp(0.0, 1.0).reshape(out["images"].shape)
+    pick = (torch.rand(n, generator=g, device=g.device) < config.noise_prob).nonzero()[:, 0]
+    if len(pick):
+        noise = torch.randn((len(pick), flat.shape[1]), generator=g, device=g.device,
+                            dtype=flat.dtype)
+        flat[pick] += noise * config.noise_std
+    out["images"] = flat.clamp_(0.0, 1.0).reshape(b, v, 1, size, -1)
     return out

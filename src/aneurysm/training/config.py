@@ -9,9 +9,10 @@ from ..model.losses import LossWeights
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 8
-    batch_size: int = 8
-    lr: float = 1e-3
+    epochs: int = 10  # fine-tuning, per fold
+    pretrain_epochs: int = 20  # ``aneurysm pretrain`` on the pooled external sources
+    batch_size: int = 4  # patients per step (x 8 views)
+    lr: float = 2e-3
     body_lr_scale: float = 1.0  # the backbone's LR = lr x this; < 1 keeps a pretrained body close
     weight_decay: float = 1e-4
     seed: int = 0

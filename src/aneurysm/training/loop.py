@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -47,9 +47,15 @@ def _autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """A loader batch on ``device``, views as floats and footprints as targets."""
-    return prepare_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()})
+def to_device(batch: dict[str, torch.Tensor], device: torch.device,
+              augment: AugmentConfig | None = None,
+              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """A loader batch on ``device``, views as floats and footprints as targets; augmented there
+    when ``augment`` is enabled (``generator`` on the same device)."""
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if augment is not None and augment.enabled:
+        return augment_batch(batch, augment, generator)
+    return prepare_batch(batch)
 
 
 def iter_outputs(model: nn.Module, arrays: StudyArrays, cfg: TrainConfig, device: torch.device
@@ -128,6 +134,33 @@ def _score(row: dict, select_on: str) -> float:
     return -value if select_on == "val_loss" else value
 
 
+def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
+                optimizer: torch.optim.Optimizer, cfg: TrainConfig, augment: AugmentConfig,
+                generator: torch.Generator, device: torch.device
+                ) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
+    """One pass over ``batches``: losses, and presence probabilities and targets where known.
+
+    Augmentation runs here, on whole batches on ``device``; ``generator`` lives there too.
+    """
+    model.train()
+    losses, probs, targets = [], [], []
+    for batch in batches:
+        batch = to_device(batch, device, augment, generator)
+        with _autocast(device, cfg.precision):
+            out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+            loss = multitask_loss(out, batch, cfg.loss_weights())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach().item())
+        known = batch["presence_known"]
+        probs.append(torch.sigmoid(out["presence"].float())[known].detach().cpu().numpy())
+        targets.append(batch["presence"][known].cpu().numpy())
+        if hasattr(batches, "set_postfix"):
+            batches.set_postfix(loss=f"{np.mean(losses):.3f}")
+    return losses, probs, targets
+
+
 def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                train: StudyArrays, val: StudyArrays, cfg: TrainConfig, augment: AugmentConfig,
                metadata: dict[str, Any], progress: bool = True) -> FoldResult:
@@ -154,25 +187,10 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
         gen = torch.Generator().manual_seed(epoch_seed)
         warp_gen = torch.Generator(device=device).manual_seed(epoch_seed)
         loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-        model.train()
-        losses, probs, targets = [], [], []
         bar = tqdm(loader, desc=f"fold {fold} epoch {epoch}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not progress)
-        for batch in bar:
-            batch = to_device(batch, device)
-            if augment.enabled:
-                batch = augment_batch(batch, augment, warp_gen)
-            with _autocast(device, cfg.precision):
-                out = model(batch["images"], batch["view_ids"], batch["view_mask"])
-                loss = multitask_loss(out, batch, cfg.loss_weights())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach().item())
-            known = batch["presence_known"]
-            probs.append(torch.sigmoid(out["presence"].float())[known].detach().cpu().numpy())
-            targets.append(batch["presence"][known].cpu().numpy())
-            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        losses, probs, targets = train_epoch(model, bar, optimizer, cfg, augment, warp_gen,
+                                             device)
         lr = optimizer.param_groups[-1]["lr"]
         scheduler.step()
         vp, _, vloss = predict_arrays(model, val, cfg, device, tta_mirror=False)

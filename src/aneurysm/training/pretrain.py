@@ -8,6 +8,7 @@ the sources with their case counts, and software versions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import warnings
@@ -125,7 +126,8 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
         torch.manual_seed(config.train.seed)
         return build_model(config.model)
 
-    train_fold(run_dir / "pretrain", 0, make_model, train, val, config.train, config.augment,
+    train_config = dataclasses.replace(config.train, epochs=config.train.pretrain_epochs)
+    train_fold(run_dir / "pretrain", 0, make_model, train, val, train_config, config.augment,
                metadata, progress)
     best = read_checkpoint(run_dir / "pretrain" / "best.pt")
     model = make_model()
