@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 from click.testing import CliRunner
+from PIL import Image
 
 from aneurysm.cli.main import cli
 from aneurysm.schema import KIUM_COLUMNS
@@ -67,6 +68,19 @@ def test_finetune_writes_a_complete_reproducible_run(kium_root, tmp_path, cfg):
     result = CliRunner().invoke(cli, ["evaluate", "--truth", str(kium_root / "groundtruth.csv"),
                                       "--pred", str(pred), "--bootstrap", "200"])
     assert result.exit_code == 0, result.output and "presence AUROC" in result.output
+
+    # maps as explanations: a montage per patient, the same predictions as without --maps
+    maps = tmp_path / "maps"
+    result = CliRunner().invoke(cli, ["predict", "--run", str(out), "--input",
+                                      str(kium_root / "test_set"), "--output", str(pred),
+                                      "--maps", str(maps), "--force"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in maps.glob("*.png")) == sorted(str(i) for i in test["Index"])
+    with Image.open(maps / f"{first}.png") as montage:
+        assert montage.format == "PNG" and montage.width > montage.height > 256
+        pixels = np.asarray(montage.convert("RGB"))
+    assert (pixels != 255).any(axis=2).mean() > 0.5  # views drawn, not an empty canvas
+    assert pd.read_csv(pred).equals(table)
 
     # init from a finished run's checkpoint: body matches; another embed size does not
     assert _finetune(kium_root, tmp_path / "run3", cfg, "--init",

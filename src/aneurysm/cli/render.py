@@ -94,10 +94,13 @@ def print_demo(console: Console, d) -> None:
     _cv_rows(table, d.report)
     table.add_row(f"held-out test AUROC ({d.held_out.n} patients) [95% CI]",
                   str(d.held_out.presence))
+    table.add_row("held-out mean per-location AUROC", _f(d.held_out_locations))
     table.add_row("held-out location accuracy (all zeros)",
                   f"{_f(d.held_out.official['location_accuracy'])} "
                   f"({_f(d.held_out.official['location_accuracy_all_zeros'])})")
     console.print(table)
+    if d.maps:
+        console.print(f"map montages (one per test patient): {d.maps}")
 
 
 def print_label_maps(console: Console, classes: dict) -> None:

@@ -20,7 +20,9 @@ class Evaluation:
     locations: list[LocationScore]
 
 
-def _read(path: Path, what: str) -> pd.DataFrame:
+def read_table(path: Path, what: str) -> pd.DataFrame:
+    """An output.csv-shaped table indexed by Index; a missing column or a repeated Index is an
+    error naming the file."""
     if not path.is_file():
         raise DataError(path, f"{what} file not found")
     table = pd.read_csv(path)
@@ -34,7 +36,15 @@ def _read(path: Path, what: str) -> pd.DataFrame:
 
 def evaluate_files(truth_path: str | Path, pred_path: str | Path, n_boot: int = 2000) -> Evaluation:
     truth_path, pred_path = Path(truth_path), Path(pred_path)
-    truth, pred = _read(truth_path, "ground truth"), _read(pred_path, "prediction")
+    return evaluate_tables(read_table(truth_path, "ground truth"),
+                           read_table(pred_path, "prediction"),
+                           truth_path, pred_path, n_boot)
+
+
+def evaluate_tables(truth: pd.DataFrame, pred: pd.DataFrame, truth_path: str | Path,
+                    pred_path: str | Path, n_boot: int = 2000) -> Evaluation:
+    """Both tables indexed by Index with the 23 columns; the paths name them in errors."""
+    truth_path, pred_path = Path(truth_path), Path(pred_path)
     only_truth = sorted(set(truth.index) - set(pred.index))
     only_pred = sorted(set(pred.index) - set(truth.index))
     if only_truth or only_pred:

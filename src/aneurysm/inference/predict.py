@@ -29,6 +29,8 @@ class PredictResult:
     partial_studies: list[str]  # predicted from fewer views than they should have
     skipped_images: list[str]
     maps: list[Path] = field(default_factory=list)  # one montage per patient, with --maps
+    #: the ensemble's probabilities in output.csv's layout (locations as probabilities too)
+    probabilities: pd.DataFrame | None = None
 
 
 def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | Path,
@@ -68,11 +70,9 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
         models.append(model)
     cuts = json.loads((run_dir / "thresholds.json").read_text())["thresholds"]
     binary = (probs >= np.array([cuts[n] for n in LOCATION_NAMES])).astype(int)
-    loc_out = binary if locations == "binary" else probs
-    table = pd.DataFrame(loc_out, columns=list(LOCATION_NAMES))
-    table.insert(0, "Aneurysm", presence)
-    table.insert(0, "Index", [int(s) if s.isdigit() else s for s in arrays.study_ids])
-    table = table[list(KIUM_COLUMNS)]
+    index = [int(s) if s.isdigit() else s for s in arrays.study_ids]
+    probabilities = _output_table(index, presence, probs)
+    table = probabilities if locations == "prob" else _output_table(index, presence, binary)
     with atomic_path(output) as tmp:
         table.to_csv(tmp, index=False)
     montages = []
@@ -84,4 +84,12 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
     expected = {r.study_id: len(r.views) for r in records}
     partial = [s for s, m in zip(arrays.study_ids, arrays.view_mask) if m.sum() < expected[s]]
     return PredictResult(output, len(arrays), len(checkpoints), partial,
-                         [s.path for s in skipped], montages)
+                         [s.path for s in skipped], montages, probabilities)
+
+
+def _output_table(index: list, presence: np.ndarray, locations: np.ndarray) -> pd.DataFrame:
+    """The 23 official columns, one row per study in the given order."""
+    table = pd.DataFrame(locations, columns=list(LOCATION_NAMES))
+    table.insert(0, "Aneurysm", presence)
+    table.insert(0, "Index", index)
+    return table[list(KIUM_COLUMNS)]

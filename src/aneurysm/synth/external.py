@@ -41,6 +41,10 @@ class ExternalSynthConfig:
     spacing: float = 1.5  # mm; real scans are finer, this keeps files small
     prevalence: float = 0.5
 
+    @property
+    def cases(self) -> int:
+        return self.rsna + self.adam + self.lausanne + self.cada
+
 
 def _kium_to_rsna(loc: str, rng: np.random.Generator) -> str:
     side, _, artery = loc.partition("_") if "_" in loc else ("", "", loc)
