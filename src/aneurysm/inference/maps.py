@@ -49,9 +49,11 @@ def predict_maps(models: list[nn.Module], arrays: StudyArrays, cfg: TrainConfig,
 
 
 def save_map_montages(out_dir: str | Path, arrays: StudyArrays, view_maps: ViewMaps,
-                      presence: np.ndarray, predicted: np.ndarray,
+                      presence: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray,
                       progress: bool = True) -> list[Path]:
-    """One PNG per study: ``predicted`` (N, 21) are the 0/1 locations written to output.csv."""
+    """One PNG per study. ``probabilities`` (N, 21) are the ensemble's location probabilities,
+    ``predicted`` the 0/1 locations written to output.csv (cut for the official accuracy, which
+    favours zeros): the title names both."""
     out_dir = Path(out_dir)
     paths = []
     for i in tqdm(range(len(arrays)), desc="maps", unit="patient", disable=not progress):
@@ -69,7 +71,9 @@ def save_map_montages(out_dir: str | Path, arrays: StudyArrays, view_maps: ViewM
             top = LOCATION_NAMES[int(np.argmax(view_maps.where[i, j]))]
             captions.append(f"{name}: seen {seen:.2f}" + (f", at {top}" if seen >= 0.5 else ""))
         names = [n for n, on in zip(LOCATION_NAMES, predicted[i]) if on >= 0.5]
-        title = (f"{arrays.study_ids[i]}: P(aneurysm) {presence[i]:.2f}; predicted locations: "
+        top = int(np.argmax(probabilities[i]))
+        title = (f"{arrays.study_ids[i]}: P(aneurysm) {presence[i]:.2f}; most likely at "
+                 f"{LOCATION_NAMES[top]} ({probabilities[i, top]:.2f}); output.csv locations: "
                  + (", ".join(names) if names else "none"))
         paths.append(save_overlay_montage(images, heats, captions, title,
                                           out_dir / f"{arrays.study_ids[i]}.png"))

@@ -80,7 +80,8 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
         from .maps import predict_maps, save_map_montages
 
         view_maps = predict_maps(models, arrays, config.train, device)
-        montages = save_map_montages(maps_dir, arrays, view_maps, presence, binary, progress)
+        montages = save_map_montages(maps_dir, arrays, view_maps, presence, probs, binary,
+                                     progress)
     expected = {r.study_id: len(r.views) for r in records}
     partial = [s for s, m in zip(arrays.study_ids, arrays.view_mask) if m.sum() < expected[s]]
     return PredictResult(output, len(arrays), len(checkpoints), partial,
