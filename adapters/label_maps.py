@@ -3,7 +3,8 @@
 Each rule is one of:
 - ``one``: the source label is one K-ium location (several source labels may share one);
 - ``group``: the source label means "at least one of these locations" (a noisy-OR target);
-- ``unknown``: the source cannot tell, so these locations are unknown, never negative.
+- ``unknown``: the source cannot tell, so these locations are unknown, never negative;
+- ``none``: the source has no aneurysm at all, so these locations are known negatives.
 
 ``aneurysm sources --mapping`` prints these tables.
 """
@@ -22,7 +23,7 @@ class Rule:
     targets: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if self.kind not in ("one", "group", "unknown"):
+        if self.kind not in ("one", "group", "unknown", "none"):
             raise ValueError(f"unknown rule kind {self.kind!r}")
         bad = [t for t in self.targets if t not in LOCATION_NAMES]
         if bad:
@@ -52,6 +53,20 @@ RSNA2025: tuple[Rule, ...] = (
 #: ADAM, Lausanne and CADA label presence only: every location is unknown.
 PRESENCE_ONLY: tuple[Rule, ...] = (Rule("(presence only)", "unknown", LOCATION_NAMES),)
 
+#: TopCoW has no aneurysm: every location is a known negative.
+NO_ANEURYSM: tuple[Rule, ...] = (Rule("(aneurysm-free)", "none", LOCATION_NAMES),)
+
+#: TopCoW's 13 Circle-of-Willis vessel labels: (value, artery, injection territory it belongs
+#: to). A carotid injection fills the ipsilateral ICA, MCA, ACA and PCOM; a vertebral one the
+#: basilar and the PCAs. The ACOM and a third A2 lie between the carotids: they seed neither, and
+#: the vessels they join decide. RSNA 2025's ``*_cowseg`` segmentations use these values too.
+TOPCOW_ARTERIES: tuple[tuple[int, str, str], ...] = (
+    (1, "BA", "V"), (2, "PCA", "V"), (3, "PCA", "V"),
+    (4, "ICA", "RI"), (5, "MCA", "RI"), (6, "ICA", "LI"), (7, "MCA", "LI"),
+    (8, "PCOM", "RI"), (9, "PCOM", "LI"), (10, "ACOM", ""),
+    (11, "ACA", "RI"), (12, "ACA", "LI"), (15, "ACA", ""),
+)
+
 
 @dataclass(frozen=True)
 class MappedLabels:
@@ -73,6 +88,10 @@ def apply_rules(rules: tuple[Rule, ...], values: dict[str, int]) -> MappedLabels
     groups: list[GroupLabel] = []
     unsure: set[int] = set()
     for rule in rules:
+        if rule.kind == "none":
+            for t in rule.targets:
+                known[index[t]] = True
+            continue
         v = values.get(rule.source_label)
         if rule.kind == "unknown" or v is None:
             continue

@@ -16,7 +16,7 @@ from aneurysm.errors import DataError
 from aneurysm.schema import StudyRecord, VolumeRef
 
 from ._common import VolumeSourceAdapter
-from .label_maps import RSNA2025, apply_rules
+from .label_maps import RSNA2025, TOPCOW_ARTERIES, apply_rules
 
 LOCATION_COLUMNS = tuple(r.source_label for r in RSNA2025 if r.kind != "unknown")
 COLUMNS = ("SeriesInstanceUID", "PatientAge", "PatientSex", "Modality") + LOCATION_COLUMNS \
@@ -87,13 +87,15 @@ class Rsna2025Adapter(VolumeSourceAdapter):
 
     @staticmethod
     def _segmentation(series_folder: Path, uid: str) -> str:
-        """The series' vessel segmentation, flat (``segmentations/UID.nii``) or per-UID folder."""
+        """The series' Circle-of-Willis labels, ``segmentations/{UID}_cowseg.nii[.gz]``, laid
+        out flat or under ``segmentations/{UID}/`` (public code reads both); "" if none."""
         seg = series_folder.parent.parent / "segmentations"
-        for candidate in (seg / f"{uid}.nii", seg / f"{uid}.nii.gz"):
-            if candidate.is_file():
-                return str(candidate)
-        nested = sorted((seg / uid).glob("*.nii*")) if (seg / uid).is_dir() else []
-        return str(nested[0]) if nested else ""
+        for folder in (seg, seg / uid):
+            for suffix in (".nii", ".nii.gz"):
+                candidate = folder / f"{uid}_cowseg{suffix}"
+                if candidate.is_file():
+                    return str(candidate)
+        return ""
 
     def _record(self, uid: str, row: dict, values: dict[str, int], presence: int, folder: Path,
                 localizers: tuple) -> StudyRecord:
@@ -103,7 +105,8 @@ class Rsna2025Adapter(VolumeSourceAdapter):
             study_id=uid, patient_id=uid, source=self.name, modality=modality, views=(),
             presence=presence, locations=mapped.locations, location_known=mapped.location_known,
             groups=mapped.groups,
-            attributes=(("age", str(row["PatientAge"])), ("sex", str(row["PatientSex"])))
-            + ((("vessel_segmentation", seg),) if (seg := self._segmentation(folder, uid)) else ()),
-            volume=VolumeRef("dicom", str(folder), localizers=localizers),
+            attributes=(("age", str(row["PatientAge"])), ("sex", str(row["PatientSex"]))),
+            volume=VolumeRef("dicom", str(folder), localizers=localizers,
+                             arteries=(seg := self._segmentation(folder, uid)),
+                             artery_labels=TOPCOW_ARTERIES if seg else ()),
         )

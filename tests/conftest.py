@@ -29,8 +29,8 @@ def external_master(tmp_path_factory) -> Path:
     from aneurysm.synth.external import ExternalSynthConfig, write_external
 
     root = tmp_path_factory.mktemp("external")
-    write_external(root, ExternalSynthConfig(rsna=5, adam=4, lausanne=4, cada=2, seed=2,
-                                             spacing=2.5), workers=1, progress=False)
+    write_external(root, ExternalSynthConfig(rsna=5, adam=4, lausanne=4, cada=2, topcow=1,
+                                             seed=2, spacing=2.0), workers=1, progress=False)
     return root
 
 

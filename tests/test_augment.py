@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aneurysm.preprocessing import CELL_ANEURYSM, CELL_BACKGROUND, CELL_UNKNOWN
-from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, PROJECTION_VIEW_NAMES, view_index
+from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
 from aneurysm.training.augment import (
     AugmentConfig,
     augment_batch,
@@ -17,7 +17,7 @@ GEOMETRY_ONLY = AugmentConfig(affine_prob=1.0, rotate_deg=30, scale=0.2, transla
                               contrast_prob=0.0, noise_prob=0.0, lr_swap=False)
 
 
-def _batch(n=4, size=64, views=PROJECTION_VIEW_NAMES, seed=0):
+def _batch(n=4, size=64, views=KIUM_VIEW_NAMES, seed=0):
     """Studies whose first view has a dark 4 x 4 dot and a footprint cell exactly under it."""
     g = torch.Generator().manual_seed(seed)
     grid = size // 4

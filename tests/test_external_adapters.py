@@ -66,10 +66,11 @@ def test_rsna_records_carry_modality_groups_and_localizers(external_root):
     assert [r.modality for r in records] == list(table["Modality"])
     loc = pd.read_csv(external_root / "rsna2025" / "train_localizers.csv")
     assert sum(len(r.volume.localizers) for r in records) == len(loc)
-    segs = [dict(r.attributes).get("vessel_segmentation") for r in records]
-    assert segs[0].endswith(f"segmentations/{records[0].study_id}.nii")  # flat
-    assert f"segmentations/{records[1].study_id}/" in segs[1]  # per-UID folder
-    assert segs[2:] == [None] * 3
+    segs = [r.volume.arteries for r in records]  # every third series has Circle-of-Willis labels
+    assert segs[0].endswith(f"segmentations/{records[0].study_id}_cowseg.nii")  # flat
+    assert f"segmentations/{records[3].study_id}/{records[3].study_id}_cowseg.nii" in segs[3]
+    assert segs[1] == segs[2] == segs[4] == ""  # per-UID folder above; none here
+    assert all(bool(r.volume.artery_labels) == bool(r.volume.arteries) for r in records)
 
 
 def test_coordinates_are_parsed_without_eval(tmp_path):

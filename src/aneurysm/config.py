@@ -18,6 +18,7 @@ import yaml
 from .errors import ConfigError
 from .model.config import ModelConfig
 from .preprocessing.angiogram import PreprocessConfig
+from .projection.render import ProjectionConfig
 from .training.augment import AugmentConfig
 from .training.config import TrainConfig
 
@@ -38,6 +39,7 @@ class DataConfig:
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

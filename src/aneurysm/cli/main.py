@@ -87,7 +87,9 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
         from ..projection.preview import save_sources_preview
 
         config = load_config(None, {"data": {"cache_dir": cache_dir}})
-        console.print(f"preview: {save_sources_preview(records, preview, config.data.cache_dir)}")
+        projection = config.projection.resolved(config.preprocess.image_size)
+        console.print(f"preview: "
+                      f"{save_sources_preview(records, preview, config.data.cache_dir, projection)}")
 
 
 # --- synth ------------------------------------------------------------------------------
@@ -127,19 +129,22 @@ def synth_kium_cmd(out, patients, test, seed, image_size, messy, preview, worker
 @click.option("--adam", default=10, show_default=True, help="ADAM cases.")
 @click.option("--lausanne", default=10, show_default=True, help="Lausanne sessions.")
 @click.option("--cada", default=6, show_default=True, help="CADA cases.")
+@click.option("--topcow", default=4, show_default=True,
+              help="TopCoW patients (a CTA and an MRA each, artery labels, no aneurysm).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--spacing", default=1.5, show_default=True, help="Voxel size, mm.")
 @click.option("--workers", default=0, help="Processes (0 = one per core).")
 @click.option("--force", is_flag=True, help="Replace existing source folders in OUT.")
-def synth_external_cmd(out, rsna, adam, lausanne, cada, seed, spacing, workers, force) -> None:
+def synth_external_cmd(out, rsna, adam, lausanne, cada, topcow, seed, spacing, workers,
+                       force) -> None:
     """Render the same anatomy as 3-D volumes in each external source's layout under OUT."""
     from ..synth.external import ExternalSynthConfig, write_external
 
-    config = ExternalSynthConfig(rsna=rsna, adam=adam, lausanne=lausanne, cada=cada, seed=seed,
-                                 spacing=spacing)
+    config = ExternalSynthConfig(rsna=rsna, adam=adam, lausanne=lausanne, cada=cada,
+                                 topcow=topcow, seed=seed, spacing=spacing)
     write_external(out, config, force=force, workers=workers or None)
     console.print(f"wrote rsna2025/ ({rsna}), adam/ ({adam}), lausanne/ ({lausanne}), "
-                  f"cada/ ({cada}) under {out}")
+                  f"cada/ ({cada}), topcow/ ({topcow} patients x CTA + MRA) under {out}")
 
 
 # --- pretrain ---------------------------------------------------------------------------

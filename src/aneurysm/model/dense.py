@@ -19,7 +19,7 @@ from monai.networks.nets import ResNet
 from monai.networks.nets.basic_unet import UpCat
 from torch import nn
 
-from ..schema import NUM_LOCATIONS, VIEW_TYPES
+from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
 from .config import ModelConfig
 
 #: Map stride relative to the input view.
@@ -95,6 +95,8 @@ class DenseMultiViewNet(nn.Module):
             "view_bias": nn.Embedding(len(VIEW_TYPES), 1),  # views differ in how often they show one
             "locations": nn.Sequential(nn.Linear(c + 2 + e, e), nn.ReLU(inplace=True),
                                        nn.Linear(e, NUM_LOCATIONS)),
+            # which artery lies under each cell (0: none): vessel-aware pretraining, optional
+            "arteries": nn.Conv2d(c, 1 + len(ARTERIES), kernel_size=1),
         })
         nn.init.zeros_(self.heads["view_bias"].weight)
 
@@ -130,5 +132,6 @@ class DenseMultiViewNet(nn.Module):
         keep = view_mask.to(dtype)
         presence = noisy_or_logit((F.logsigmoid(-view_logits) * keep).sum(1))
         locations = noisy_or_logit((log1mexp(view_loc) * keep.unsqueeze(-1)).sum(1))
+        arteries = self.heads["arteries"](feats).reshape(b, v, -1, h, w)
         return {"presence": presence, "locations": locations, "view_logits": view_logits,
-                "maps": maps, "peaks": peak, "view_locations": view_loc}
+                "maps": maps, "peaks": peak, "view_locations": view_loc, "arteries": arteries}

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from monai.losses import FocalLoss
 
+from ..preprocessing import ARTERY_UNKNOWN
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -19,6 +21,7 @@ class LossWeights:
     maps: float = 1.0  # dense head: focal loss per map cell where footprints are known
     views: float = 1.0  # dense head: "an aneurysm is seen in this view" where footprints say
     points: float = 0.0  # global head: auxiliary (seen, u, v) per view; 0 = off
+    arteries: float = 0.0  # dense head: which artery is under each cell, where labelled; 0 = off
 
 
 _FOCAL = FocalLoss(gamma=2.0, reduction="none", use_softmax=False)
@@ -59,6 +62,20 @@ def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
         return maps.sum() * 0.0
     per_cell = _FOCAL(maps.float(), target.float())
     return (per_cell * w).sum() / (target * w).sum().clamp_min(1.0)
+
+
+def artery_loss(logits: torch.Tensor, target: torch.Tensor, view_mask: torch.Tensor,
+                unknown: int) -> torch.Tensor:
+    """Cross-entropy per cell of present views where the source labels its arteries."""
+    b, v, k, h, w = logits.shape
+    target = target.long()
+    if target.shape[-2:] != (h, w):
+        target = F.interpolate(target.float(), size=(h, w), mode="nearest").long()
+    target = torch.where(view_mask[..., None, None], target, unknown)
+    if not bool((target != unknown).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.reshape(b * v, k, h, w).float(), target.reshape(b * v, h, w),
+                           ignore_index=unknown)
 
 
 def footprint_points(target: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -102,6 +119,9 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         if weights.views > 0:
             loss = loss + weights.views * masked_bce(out["view_logits"], label.clamp_min(0),
                                                      known)
+    if "arteries" in out and weights.arteries > 0 and "arteries" in batch:
+        loss = loss + weights.arteries * artery_loss(out["arteries"], batch["arteries"], mask,
+                                                     ARTERY_UNKNOWN)
     if "points" in out and weights.points > 0:
         targets = footprint_points(batch["map_target"], label)
         loss = loss + weights.points * point_loss(out["points"], targets, known)

@@ -100,6 +100,8 @@ def clean_angiogram(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
 #: Footprint cell values on the model's map grid.
 CELL_BACKGROUND, CELL_UNKNOWN, CELL_ANEURYSM = 0, 128, 255
+#: An artery cell of a view whose source labels no arteries (known cells: 0 none, k artery k).
+ARTERY_UNKNOWN = 255
 
 
 def footprint_cells(footprint: np.ndarray, image: np.ndarray, config: PreprocessConfig,
@@ -111,17 +113,32 @@ def footprint_cells(footprint: np.ndarray, image: np.ndarray, config: Preprocess
     if footprint.shape != image.shape:
         raise ValueError(f"footprint {footprint.shape} and image {image.shape} differ in size")
     fp = _pad_square(footprint[_crop(image, config)], CELL_BACKGROUND)
-    side = fp.shape[0]
-    edges = np.linspace(0, side, grid + 1).round().astype(int)
-
-    def any_in_cell(mask: np.ndarray) -> np.ndarray:
-        rows = np.maximum.reduceat(mask, edges[:-1], axis=0)
-        return np.maximum.reduceat(rows, edges[:-1], axis=1).astype(bool)
-
-    lesion = any_in_cell((fp >= 192).astype(np.uint8))
-    unknown = any_in_cell(((fp >= 64) & (fp < 192)).astype(np.uint8))
+    lesion = _per_cell((fp >= 192).astype(np.uint8), grid, np.maximum).astype(bool)
+    unknown = _per_cell(((fp >= 64) & (fp < 192)).astype(np.uint8), grid, np.maximum).astype(bool)
     unknown |= ndimage.binary_dilation(lesion, structure=np.ones((3, 3), bool))
     out = np.full((grid, grid), CELL_BACKGROUND, dtype=np.uint8)
     out[unknown] = CELL_UNKNOWN
     out[lesion] = CELL_ANEURYSM
     return out
+
+
+def _per_cell(values: np.ndarray, grid: int, ufunc: np.ufunc) -> np.ndarray:
+    """Reduce a square image to ``grid`` x ``grid`` cells with ``ufunc`` (maximum, add)."""
+    edges = np.linspace(0, values.shape[0], grid + 1).round().astype(int)[:-1]
+    return ufunc.reduceat(ufunc.reduceat(values, edges, axis=0), edges, axis=1)
+
+
+def artery_cells(arteries: np.ndarray, image: np.ndarray, config: PreprocessConfig,
+                 grid: int) -> np.ndarray:
+    """A view's artery map (0 none, k the k-th artery) on the map grid, with the image's crop and
+    padding: each cell takes the artery that covers most of its pixels, 0 where none does."""
+    if arteries.shape != image.shape:
+        raise ValueError(f"artery map {arteries.shape} and image {image.shape} differ in size")
+    labels = _pad_square(arteries[_crop(image, config)], 0)
+    present = [int(k) for k in np.unique(labels) if k]
+    out = np.zeros((grid, grid), dtype=np.uint8)
+    if not present:
+        return out
+    counts = np.stack([_per_cell((labels == k).astype(np.int32), grid, np.add) for k in present])
+    best = np.array(present, dtype=np.uint8)[counts.argmax(0)]
+    return np.where(counts.max(0) > 0, best, 0).astype(np.uint8)

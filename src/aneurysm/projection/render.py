@@ -1,153 +1,271 @@
-"""Render one canonical volume as the eight projection views, with each view's aneurysm footprint.
+"""Render one canonical volume as the eight K-ium views: each injection's territory, frontal and
+lateral, through a C-arm's cone beam; with each view's aneurysm footprint and artery map.
 
-A MIP along the anterior-posterior axis of a vessel-bright volume resembles a frontal angiogram;
-along the left-right axis, a lateral one. Inverted, vessels are dark on light as on DSA. A
-hemisphere, or the posterior half, roughly imitates a single-artery injection.
+``mode: drr`` (the default) integrates the contrast path length along each ray and renders it
+as DSA does (an aneurysm darker than its parent vessel, overlaps adding up); ``mode: mip`` draws
+an inverted maximum-intensity projection through the same geometry, for comparison.
 
-The footprint of a view is the lesion label volume projected along the same rays through the same
-region: where an aneurysm lies on a ray, the pixel is aneurysm; where only an unknown label does
-(a treated aneurysm, the uncertain rim around a point annotation), the pixel is unknown. It is the
-per-pixel target of the dense model.
+The footprint of a view is the lesion label volume projected along the same rays through the
+same territory: where an aneurysm lies on a ray, the pixel is aneurysm; where only an unknown
+label does (a treated aneurysm, the uncertain rim around a point annotation), it is unknown.
+The artery map names, per pixel, the labelled artery with the longest path along the ray.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import torch
 from scipy import ndimage
 
-from ..schema import PROJECTION_VIEW_NAMES
+from ..schema import ARTERIES, KIUM_VIEWS, TERRITORIES
+from .drr import CArm, cone_project
+from .territory import entry_seeds, grow_territories
+from .volume_prep import occupancy, resample_isotropic, vessel_bright
 
 #: Bump when the algorithm changes, so no cached projection from older code is served.
-ALGORITHM_VERSION = 3
-
-
-@dataclass(frozen=True)
-class ProjectionConfig:
-    spacing_mm: float = 1.0  # isotropic resampling before projecting
-    background: float = 205.0  # grey level of empty space, as on DSA
-    contrast: float = 0.75  # how dark the brightest vessel becomes
-    cta_window_low: float = 150.0  # HU: contrast-filled vessels start here
-    cta_window_high: float = 500.0
-    cta_bone_level: float = 700.0  # HU above which a voxel is bone, suppressed with a margin
-
-    def cache_params(self) -> dict:
-        return {"algorithm": ALGORITHM_VERSION, **asdict(self)}
-
+ALGORITHM_VERSION = 4
+MODES = ("drr", "mip")
 
 #: Footprint pixel values: an aneurysm lies on the ray; only an unknown label does; nothing does.
 FOOTPRINT_ANEURYSM, FOOTPRINT_UNKNOWN, FOOTPRINT_BACKGROUND = 255, 128, 0
 #: Lesion label volume values (see ``project_volume``).
 LESION, UNKNOWN = 1, 2
+_CHUNK = 48  # slices projected at once: bounds memory at large detector sizes
 
 
-def resample_isotropic(data: np.ndarray, spacing: tuple[float, float, float], target: float,
-                       order: int = 1) -> np.ndarray:
-    factors = [s / target for s in spacing]
-    if np.allclose(factors, 1.0, atol=1e-3):
-        return data
-    return ndimage.zoom(data, factors, order=order)
+@dataclass(frozen=True)
+class ProjectionConfig:
+    mode: str = "drr"  # "drr": contrast path length, as DSA; "mip": inverted maximum intensity
+    spacing_mm: float = 0.0  # isotropic resampling; 0 = a detector pixel at the isocentre
+    pixels: int = 0  # detector pixels per side; 0 = the run's preprocess.image_size
+    sid_mm: float = 1100.0  # C-arm source-to-image distance
+    sod_mm: float = 750.0  # source-to-isocentre distance (magnification ~1.47)
+    fov_mm: float = 180.0  # field of view at the isocentre
+    towne_deg: float = 20.0  # caudal tilt of frontal views of vertebral injections
+    mu_per_mm: float = 0.33  # attenuation per mm of contrast-filled lumen (as the synthesizer)
+    background: float = 205.0  # grey level of empty space, as on DSA
+    contrast: float = 0.75  # mip: how dark the brightest vessel becomes
+    territories: bool = True  # render each injection's territory, not the whole volume
+    cta_window_low: float = 80.0  # HU: contrast-filled lumen starts here (partial volume too)
+    cta_window_high: float = 450.0
+    cta_bone_level: float = 700.0  # HU above which a voxel is bone, suppressed with a margin
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"projection mode must be one of {MODES}, got {self.mode!r}")
+
+    def cache_params(self) -> dict:
+        return {"algorithm": ALGORITHM_VERSION, **asdict(self)}
+
+    def carm(self) -> CArm:
+        return CArm(self.sid_mm, self.sod_mm, self.fov_mm, self.pixels or 128, self.towne_deg)
+
+    def resolved(self, image_size: int) -> "ProjectionConfig":
+        """Concrete values for the automatic ones: ``pixels: 0`` projects straight to the run's
+        image size; ``spacing_mm: 0`` samples the volume as finely as a detector pixel sees at
+        the isocentre (finer would cost time and show nothing more), between 0.5 and 2 mm (coarser
+        would lose the vessels themselves)."""
+        pixels = self.pixels or image_size
+        spacing = self.spacing_mm or min(max(round(self.fov_mm / pixels, 2), 0.5), 2.0)
+        return replace(self, pixels=pixels, spacing_mm=spacing)
 
 
-def vessel_bright(data: np.ndarray, modality: str, config: ProjectionConfig) -> np.ndarray:
-    """Intensities in [0, 1] where contrast-filled vessels are bright and the rest dark."""
-    m = modality.upper()
-    if m.startswith("CT"):
-        bone = ndimage.binary_dilation(data > config.cta_bone_level, iterations=3)
-        hu = np.where(bone, 0.0, data)
-        span = config.cta_window_high - config.cta_window_low
-        return np.clip((hu - config.cta_window_low) / span, 0.0, 1.0).astype(np.float32)
-    if "T2" in m:  # flowing blood is dark on T2: invert within the head
-        head = data > np.percentile(data, 20)
-        lo, hi = np.percentile(data[head], [1, 99]) if head.any() else (0.0, 1.0)
-        out = np.clip((hi - data) / max(hi - lo, 1e-6), 0.0, 1.0)
-        return np.where(head, out, 0.0).astype(np.float32)
-    # TOF-MRA, T1post, 3DRA: bright already. Vessels fill a few percent of a head volume, so the
-    # 97th percentile sits on stationary tissue: below it is background.
-    lo, hi = np.percentile(data, [97, 99.95])
-    return np.clip((data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+@dataclass(frozen=True)
+class Projected:
+    views: dict[str, np.ndarray | None]  # uint8 image per K-ium view; None: nothing injected
+    footprints: dict[str, np.ndarray]  # uint8 FOOTPRINT_* per present view
+    arteries: dict[str, np.ndarray]  # uint8 per present view: 1 + index into ARTERIES, 0 none
+    positions: list[dict]  # [{view, x, y, r}] aneurysm centres in view pixels
 
 
-def _regions(bright: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean masks of the regions each view projects, split at the vessels' centroid."""
-    w = bright**2
-    total = float(w.sum()) or 1.0
-    grid = np.indices(bright.shape[:2], dtype=np.float32)
-    cx = float((w.sum(axis=2) * grid[0]).sum() / total)
-    cy = float((w.sum(axis=2) * grid[1]).sum() / total)
-    x = np.arange(bright.shape[0])[:, None, None]
-    y = np.arange(bright.shape[1])[None, :, None]
-    return {
-        "ALL": np.ones((1, 1, 1), dtype=bool),
-        "L": np.broadcast_to(x < cx, (bright.shape[0], 1, 1)),
-        "R": np.broadcast_to(x >= cx, (bright.shape[0], 1, 1)),
-        "POST": np.broadcast_to(y < cy, (1, bright.shape[1], 1)),
-    }
+def _tilt(volume: np.ndarray, centre: np.ndarray, degrees: float, order: int) -> np.ndarray:
+    """Rotate about the left-right axis through ``centre``: the points p move to R (p - c) + c
+    with R the synthesizer's caudal tilt of a frontal vertebral view."""
+    a = np.deg2rad(degrees)
+    rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
+    inverse = rot.T  # output -> input
+    return ndimage.affine_transform(volume, inverse, offset=centre - inverse @ centre,
+                                    order=order, mode="constant", cval=0.0, prefilter=False)
 
 
-def _orient(plane: np.ndarray) -> np.ndarray:
-    """(a, z) projection -> (row, column) image with superior up, first axis reversed."""
-    return plane[::-1, ::-1].T
+def _planes(volume: np.ndarray, projection: str) -> np.ndarray:
+    """(x, y, z) -> (slice from source to detector, row, column). Frontal: the beam runs
+    posterior to anterior, the patient's right on the image's left; lateral: it runs from the
+    patient's right to left, the face on the image's left. Superior is up in both."""
+    if projection == "A":
+        return volume.transpose(1, 2, 0)[:, ::-1, ::-1]
+    return volume[::-1].transpose(0, 2, 1)[:, ::-1, ::-1]
 
 
-def _to_image(mip: np.ndarray, config: ProjectionConfig) -> np.ndarray:
-    img = config.background * (1.0 - config.contrast * mip)
-    return np.clip(np.rint(_orient(img)), 0, 255).astype(np.uint8)
-
-
-def _footprint(labels: np.ndarray, region: np.ndarray, axis: int) -> np.ndarray:
-    """uint8 footprint image of a lesion label volume seen through ``region`` along ``axis``."""
-    inside = np.where(region, labels, 0)
-    lesion = _orient((inside == LESION).any(axis=axis))
-    unknown = _orient((inside == UNKNOWN).any(axis=axis))
-    out = np.full(lesion.shape, FOOTPRINT_BACKGROUND, dtype=np.uint8)
-    out[unknown] = FOOTPRINT_UNKNOWN
-    out[lesion] = FOOTPRINT_ANEURYSM
-    return out
-
-
-def _project_point(p: np.ndarray, shape: tuple[int, int, int], projection: str
-                   ) -> tuple[float, float]:
-    """Canonical voxel (x, y, z) -> (column, row) in the rendered view."""
+def _plane_coords(p: np.ndarray, shape: tuple[int, int, int], projection: str) -> np.ndarray:
+    """The (slice, row, column) of canonical voxel coordinates ``p`` (..., 3) in ``_planes``."""
     nx, ny, nz = shape
-    row = nz - 1 - p[2]
-    col = (nx - 1 - p[0]) if projection == "A" else (ny - 1 - p[1])
-    return float(col), float(row)
+    x, y, z = p[..., 0], p[..., 1], p[..., 2]
+    if projection == "A":
+        return np.stack([y, nz - 1 - z, nx - 1 - x], -1)
+    return np.stack([nx - 1 - x, nz - 1 - z, ny - 1 - y], -1)
+
+
+def _detector(point: np.ndarray, centre: np.ndarray, spacing: float, carm: CArm
+              ) -> tuple[float, float]:
+    """(column, row) on the detector, in pixels, of a plane-coordinate point."""
+    offset = (point - centre) * spacing
+    m = carm.sid_mm / (carm.sod_mm + offset[0])
+    pitch = carm.fov_mm * (carm.sid_mm / carm.sod_mm) / carm.pixels
+    return (float(offset[2] * m / pitch + carm.pixels / 2 - 0.5),
+            float(offset[1] * m / pitch + carm.pixels / 2 - 0.5))
+
+
+def _project(channels: list[np.ndarray], projection: str, centre: np.ndarray, spacing: float,
+             carm: CArm, reduce: str) -> torch.Tensor:
+    """Project (x, y, z) volumes along one view's beam, in chunks of slices: (C, P, P)."""
+    planes = np.stack([_planes(c, projection) for c in channels])  # (C, K, A, B)
+    origin = _plane_coords(centre, channels[0].shape, projection)
+    out = None
+    for start in range(0, planes.shape[1], _CHUNK):
+        part = torch.from_numpy(np.ascontiguousarray(planes[:, start:start + _CHUNK]))
+        local = (origin[0] - start, origin[1], origin[2])
+        result = cone_project(part, spacing, local, carm, reduce)
+        out = result if out is None else (torch.maximum(out, result) if reduce == "max"
+                                          else out + result)
+    return out
 
 
 def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modality: str,
                    config: ProjectionConfig, lesions: list[tuple[np.ndarray, float]] = (),
-                   labels: np.ndarray | None = None) -> tuple[dict, list[dict], dict]:
-    """Views {name: uint8 image}, lesion positions [{view, x, y, r}] in view pixels, and
-    footprints {name: uint8 image} (``FOOTPRINT_*`` values; empty when ``labels`` is None).
+                   labels: np.ndarray | None = None, arteries: np.ndarray | None = None,
+                   seeds: np.ndarray | None = None) -> Projected:
+    """The eight K-ium views of one canonical volume.
 
-    ``lesions`` are (canonical voxel centre, radius in voxels) in the *input* grid; ``labels`` is
-    a lesion label volume on that grid (0 background, ``LESION``, ``UNKNOWN``).
+    ``lesions``: (canonical voxel centre, radius in voxels) on the input grid; ``labels``: lesion
+    label volume (0, ``LESION``, ``UNKNOWN``) on that grid; ``arteries``: artery ids (1 + index
+    into ``ARTERIES``) on that grid; ``seeds``: territory ids (1 + index into ``TERRITORIES``)
+    where labelled arteries say which injection fills them. Without seeds, the vessels entering
+    the volume's bottom are the injections' entries.
     """
-    iso = resample_isotropic(data, spacing, config.spacing_mm)
-    scale = np.array(spacing) / config.spacing_mm
-    bright = vessel_bright(iso, modality, config)
-    iso_labels = (None if labels is None
-                  else resample_isotropic(labels, spacing, config.spacing_mm, order=0))
-    regions = _regions(bright)
-    views: dict[str, np.ndarray] = {}
-    footprints: dict[str, np.ndarray] = {}
-    positions: list[dict] = []
-    for name in PROJECTION_VIEW_NAMES:
-        _, region, projection = name.split("-")
-        axis = 1 if projection == "A" else 0
-        masked = bright * regions[region]
-        mip = masked.max(axis=axis)
-        views[name] = _to_image(mip, config)
-        if iso_labels is not None:
-            footprints[name] = _footprint(iso_labels, regions[region], axis)
-        for centre, radius in lesions:
-            c = np.asarray(centre) * scale
-            inside = bool(np.broadcast_to(regions[region], bright.shape)[
-                tuple(np.clip(np.rint(c).astype(int), 0, np.array(bright.shape) - 1))])
-            if inside:
-                x, y = _project_point(c, bright.shape, projection)
-                positions.append({"view": name, "x": round(x, 1), "y": round(y, 1),
-                                  "r": round(float(radius * scale.mean()), 1)})
-    return views, positions, footprints
+    config = config.resolved(config.pixels or 128)
+    s = config.spacing_mm
+    iso = resample_isotropic(data, spacing, s)
+    bright = vessel_bright(iso, modality, (config.cta_window_low, config.cta_window_high),
+                           config.cta_bone_level)
+    occ = occupancy(bright)
+    lesion_iso, artery_iso, seed_iso = (
+        resample_isotropic(v, spacing, s, order=0) if v is not None else None
+        for v in (labels, arteries, seeds))
+    # everything below works on the box that holds the vessels and the annotations
+    keep = occ > 0.05
+    for extra in (lesion_iso, artery_iso):
+        if extra is not None:
+            keep |= extra > 0
+    box = _bounding_box(keep, margin=4)
+    origin = np.array([b.start for b in box])
+    occ, bright = occ[box], bright[box]
+    lesion_iso, artery_iso, seed_iso = (v[box] if v is not None else None
+                                        for v in (lesion_iso, artery_iso, seed_iso))
+    mask = occ > 0.3
+    if lesion_iso is not None:
+        mask |= (lesion_iso == LESION) & (occ > 0.1)
+    if config.territories:
+        if seed_iso is None or not (seed_iso.astype(bool) & mask).any():
+            seed_iso = entry_seeds(mask, s)
+        territory = grow_territories(occ > 0.1, seed_iso, s, fill=occ)
+        if territory.any():  # detached pieces, partial-volume rims and lesion labels take
+            _, nearest = ndimage.distance_transform_edt(territory == 0, return_indices=True)
+            territory = territory[tuple(nearest)]  # the territory of their nearest vessel
+        territory = np.where(seed_iso > 0, seed_iso, territory)  # a labelled artery stays put
+    else:
+        territory = np.ones(occ.shape, dtype=np.uint8)
+    weight = np.maximum(occ, 1e-6)
+    grid = np.indices(occ.shape).reshape(3, -1)
+    centre = (grid @ weight.ravel()) / weight.sum()
+    carm = config.carm()
+    value = occ if config.mode == "drr" else bright
+    scale = np.array(spacing) / s
+    result = Projected({}, {}, {}, [])
+    done: dict[tuple[str, str], tuple] = {}
+    for view in KIUM_VIEWS:
+        region = "V" if view.artery == "VA" else view.side + "I"
+        projection = "A" if view.projection == "frontal" else "B"
+        key = (region, projection)
+        if key not in done:
+            done[key] = _render_view(value, lesion_iso, artery_iso, territory, region, projection,
+                                     centre, s, carm, config, lesions, scale, origin)
+        image, footprint, artery_map, points = done[key]
+        result.views[view.name] = image
+        if image is None:
+            continue
+        result.footprints[view.name] = footprint
+        result.arteries[view.name] = artery_map
+        result.positions.extend({"view": view.name, **p} for p in points)
+    return result
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Slices of the smallest box holding ``mask``, grown by ``margin`` (the whole volume if
+    the mask is empty)."""
+    if not mask.any():
+        return tuple(slice(0, n) for n in mask.shape)
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.nonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[0]
+        box.append(slice(max(int(hit[0]) - margin, 0),
+                         min(int(hit[-1]) + margin + 1, mask.shape[axis])))
+    return tuple(box)
+
+
+def _render_view(value, lesion_iso, artery_iso, territory, region, projection, centre, s, carm,
+                 config, lesions, scale, origin):
+    inside = territory == (TERRITORIES.index(region) + 1) if config.territories else territory > 0
+    if not inside.any():
+        return None, None, None, []
+    tilt = config.towne_deg if (region == "V" and projection == "A") else 0.0
+
+    def view_of(volume: np.ndarray, order: int) -> np.ndarray:
+        v = np.where(inside, volume, 0).astype(np.float32)
+        return _tilt(v, centre, tilt, order) if tilt else v
+
+    channels = [view_of(value, 1)]
+    names = ["value"]
+    annotated = lesion_iso is not None and bool((lesion_iso[inside] > 0).any())
+    if annotated:
+        channels += [view_of(lesion_iso == LESION, 1), view_of(lesion_iso == UNKNOWN, 1)]
+        names += ["lesion", "unknown"]
+    present = [] if artery_iso is None else [int(a) for a in np.unique(artery_iso[inside]) if a]
+    channels += [view_of(artery_iso == a, 1) for a in present]
+    sums = _project(channels, projection, centre, s, carm, "sum")
+    if config.mode == "drr":
+        image = np.clip(np.rint(config.background * np.exp(-config.mu_per_mm * sums[0].numpy())),
+                        0, 255).astype(np.uint8)
+    else:
+        peak = _project(channels[:1], projection, centre, s, carm, "max")[0].numpy()
+        image = np.clip(np.rint(config.background * (1 - config.contrast * peak)), 0,
+                        255).astype(np.uint8)
+    footprint = np.full(image.shape, FOOTPRINT_BACKGROUND, dtype=np.uint8)
+    if annotated:  # a ray through >= 0.3 mm of lesion or unknown voxels
+        footprint[sums[2].numpy() >= 0.3 * s] = FOOTPRINT_UNKNOWN
+        footprint[sums[1].numpy() >= 0.3 * s] = FOOTPRINT_ANEURYSM
+    artery_map = np.zeros(image.shape, dtype=np.uint8)
+    if present:
+        lengths = sums[len(names):].numpy()
+        best = lengths.argmax(0)
+        artery_map = np.where(lengths.max(0) >= 0.5 * s, np.array(present)[best], 0).astype(np.uint8)
+    shape = value.shape
+    isocentre = _plane_coords(centre, shape, projection)
+    points = []
+    for c, radius in lesions:
+        p = np.asarray(c) * scale - origin
+        voxel = tuple(np.clip(np.rint(p).astype(int), 0, np.array(shape) - 1))
+        if not inside[voxel]:
+            continue
+        if tilt:
+            a = np.deg2rad(tilt)
+            rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
+            p = rot @ (p - centre) + centre
+        x, y = _detector(_plane_coords(p, shape, projection), isocentre, s, carm)
+        m = carm.sid_mm / carm.sod_mm
+        pitch = carm.fov_mm * m / carm.pixels
+        points.append({"x": round(x, 1), "y": round(y, 1),
+                       "r": round(float(radius * scale.mean() * s * m / pitch), 1)})
+    return image, footprint, artery_map, points

@@ -1,7 +1,8 @@
 """Project 3-D study records into 2-D view records, cached by content and parameters.
 
-The output is ordinary PNG views on disk, so everything downstream (preprocessing cache, arrays,
-model) treats an external study exactly like a K-ium patient: only the view types differ.
+The output is ordinary PNG views on disk, named as K-ium's eight, so everything downstream
+(preprocessing cache, arrays, model) treats an external study exactly like a K-ium patient. A
+view whose injection fills nothing in the volume (a 3DRA of one artery) is absent.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 from tqdm import tqdm
 
 from ..errors import DataError
 from ..io.hashing import file_sha256, params_hash
-from ..io.volumes import Volume, load_dicom_series, load_nifti, nifti_to_canonical_voxel
-from ..schema import PROJECTION_VIEW_NAMES, StudyRecord, ViewImage
-from .render import LESION, UNKNOWN, ProjectionConfig, project_volume
+from ..io.volumes import load_dicom_series, load_nifti
+from ..schema import KIUM_VIEW_NAMES, StudyRecord, ViewImage
+from . import annotations
+from .render import ProjectionConfig, project_volume
 
 
 @dataclass
@@ -37,7 +38,8 @@ def _input_files(record: StudyRecord) -> list[Path]:
     vol = record.volume
     assert vol is not None
     files = sorted(Path(vol.path).iterdir()) if vol.kind == "dicom" else [Path(vol.path)]
-    return files + [Path(m) for m in vol.lesion_masks]
+    return files + [Path(m) for m in vol.lesion_masks] + ([Path(vol.arteries)]
+                                                          if vol.arteries else [])
 
 
 def content_key(record: StudyRecord, params: str) -> str:
@@ -48,70 +50,9 @@ def content_key(record: StudyRecord, params: str) -> str:
         h.update(file_sha256(path).encode())
     h.update(record.modality.encode())
     h.update(json.dumps([record.volume.points, record.volume.localizers,
-                         record.volume.ignore_labels]).encode())
+                         record.volume.ignore_labels, record.volume.artery_labels]).encode())
     h.update(params.encode())
     return h.hexdigest()[:32]
-
-
-#: Point annotations carry no extent: a ball this size (mm) is surely aneurysm, and the rim out to
-#: ``_POINT_RIM_MM`` is unknown rather than background. ADAM's points give their own radius.
-_LOCALIZER_RADIUS_MM = 1.5
-_POINT_RIM_MM = 6.0
-
-
-def _paint_ball(labels: np.ndarray, centre: np.ndarray, spacing: np.ndarray, radius_mm: float,
-                rim_mm: float) -> None:
-    """Mark a ball as ``LESION`` and the shell around it, where still background, ``UNKNOWN``."""
-    reach = np.ceil(rim_mm / spacing).astype(int) + 1
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.floor(centre).astype(int) + reach + 1, labels.shape)
-    if np.any(lo >= hi):
-        return
-    grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing))
-    box = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
-    box[(d2 <= rim_mm**2) & (box == 0)] = UNKNOWN
-    box[d2 <= max(radius_mm**2, float(d2.min()))] = LESION
-
-
-def _lesions(record: StudyRecord, volume: Volume
-             ) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
-    """(canonical voxel centre, radius in voxels) of every annotated aneurysm, and a lesion label
-    volume on the canonical grid: masks as drawn (ignored labels unknown), points as balls."""
-    ref = record.volume
-    out: list[tuple[np.ndarray, float]] = []
-    labels = np.zeros(volume.data.shape, dtype=np.uint8)
-    for mask_path in ref.lesion_masks:
-        mask = load_nifti(mask_path).data.astype(np.int32)
-        if mask.shape != volume.data.shape:
-            raise DataError(mask_path, f"mask shape {mask.shape} differs from the image "
-                                       f"{volume.data.shape}")
-        for label in np.unique(mask[mask > 0]):
-            if int(label) in ref.ignore_labels:
-                labels[(mask == label) & (labels == 0)] = UNKNOWN
-                continue
-            labels[mask == label] = LESION
-            parts, n = ndimage.label(mask == label)
-            for k in range(1, n + 1):
-                voxels = np.argwhere(parts == k)
-                radius = (len(voxels) * 3 / (4 * np.pi)) ** (1 / 3)
-                out.append((voxels.mean(axis=0), float(radius)))
-    spacing = np.array(volume.spacing)
-    if ref.points and not ref.lesion_masks:
-        centres = nifti_to_canonical_voxel(ref.path, np.array(ref.points))
-        for c, p in zip(centres, ref.points):
-            out.append((c, float(p[3])))
-            radius_mm = float(p[3]) * float(spacing.mean())
-            _paint_ball(labels, c, spacing, radius_mm, radius_mm + _POINT_RIM_MM / 2)
-    for sop, x, y, frame in ref.localizers:
-        try:
-            centre = volume.localizer_voxel(sop, x, y, frame)
-        except KeyError:
-            raise DataError(ref.path, f"localizer names instance {sop}, not in the series") \
-                from None
-        out.append((centre, float(_LOCALIZER_RADIUS_MM / spacing.mean())))
-        _paint_ball(labels, centre, spacing, _LOCALIZER_RADIUS_MM, _POINT_RIM_MM)
-    return out, labels
 
 
 def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, str]:
@@ -123,19 +64,23 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, 
     try:
         ref = record.volume
         volume = load_dicom_series(ref.path) if ref.kind == "dicom" else load_nifti(ref.path)
-        lesions, labels = _lesions(record, volume)
-        views, positions, footprints = project_volume(volume.data, volume.spacing,
-                                                      record.modality, config, lesions, labels)
+        centres, labels = annotations.lesions(record, volume)
+        artery_ids, seeds = annotations.arteries(record, volume) or (None, None)
+        out = project_volume(volume.data, volume.spacing, record.modality, config, centres,
+                             labels, artery_ids, seeds)
     except DataError as exc:
         return folder, str(exc)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".proj.", dir=target.parent))
     try:
-        for name, image in views.items():
+        for name, image in out.views.items():
+            if image is None:
+                continue
             Image.fromarray(image).save(tmp / f"{name}.png")
-        for name, image in footprints.items():
-            Image.fromarray(image).save(footprint_path(tmp / f"{name}.png"))
-        (tmp / "positions.json").write_text(json.dumps(positions))
+            Image.fromarray(out.footprints[name]).save(footprint_path(tmp / f"{name}.png"))
+            if ref.arteries:
+                Image.fromarray(out.arteries[name]).save(artery_path(tmp / f"{name}.png"))
+        (tmp / "positions.json").write_text(json.dumps(out.positions))
         try:
             os.replace(tmp, target)
         except OSError:  # another process won the race: its result is the same
@@ -182,15 +127,23 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
                 raise DataError(r.volume.path, error.split(": ", 1)[-1])
             result.skipped.append(error)
             continue
-        views = tuple(ViewImage(n, str(Path(folder) / f"{n}.png")) for n in PROJECTION_VIEW_NAMES)
+        paths = [Path(folder) / f"{n}.png" for n in KIUM_VIEW_NAMES]
+        views = tuple(ViewImage(n, str(p) if p.is_file() else None)
+                      for n, p in zip(KIUM_VIEW_NAMES, paths))
+        if not any(v.present for v in views):
+            message = f"{r.volume.path}: no vessels to project"
+            if not skip_bad:
+                raise DataError(r.volume.path, "no vessels to project")
+            result.skipped.append(message)
+            continue
         result.records.append(r.with_views(views))
     return result
 
 
 def read_positions(record: StudyRecord) -> list[dict]:
     """Projected aneurysm positions of a projected record (empty for other records)."""
-    first = record.views[0].path if record.views else None
-    if not first:
+    first = next((v.path for v in record.views if v.path), None)
+    if record.volume is None or not first:
         return []
     path = Path(first).parent / "positions.json"
     return json.loads(path.read_text()) if path.is_file() else []
@@ -200,3 +153,9 @@ def footprint_path(view_path: str | Path) -> Path:
     """Where the projection stage stores the footprint of the view image at ``view_path``."""
     view_path = Path(view_path)
     return view_path.with_name(view_path.stem + ".footprint.png")
+
+
+def artery_path(view_path: str | Path) -> Path:
+    """Where the projection stage stores the artery map of the view image at ``view_path``."""
+    view_path = Path(view_path)
+    return view_path.with_name(view_path.stem + ".arteries.png")

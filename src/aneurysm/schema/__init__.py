@@ -1,6 +1,7 @@
 """One schema for every source: views, the 21 locations, study records and manifests."""
 
 from .locations import (
+    ARTERIES,
     LOCATION_NAMES,
     LOCATIONS,
     MIRROR_PERMUTATION,
@@ -10,12 +11,10 @@ from .locations import (
     mirror_location_name,
 )
 from .manifest import load_manifest, save_manifest
-from .records import GroupLabel, StudyRecord, ViewImage, VolumeRef, fully_labelled
+from .records import TERRITORIES, GroupLabel, StudyRecord, ViewImage, VolumeRef, fully_labelled
 from .views import (
     KIUM_VIEW_NAMES,
     KIUM_VIEWS,
-    PROJECTION_VIEW_NAMES,
-    PROJECTION_VIEWS,
     VIEW_TYPES,
     ViewType,
     mirror_view_name,
@@ -27,8 +26,9 @@ from .views import (
 KIUM_COLUMNS: tuple[str, ...] = ("Index", "Aneurysm") + LOCATION_NAMES
 
 __all__ = [
-    "GroupLabel", "KIUM_COLUMNS", "KIUM_VIEWS", "KIUM_VIEW_NAMES", "LOCATIONS", "LOCATION_NAMES",
+    "ARTERIES", "GroupLabel", "KIUM_COLUMNS", "KIUM_VIEWS", "KIUM_VIEW_NAMES", "LOCATIONS", "LOCATION_NAMES",
     "Location", "MIRROR_PERMUTATION", "NUM_LOCATIONS", "StudyRecord", "VIEW_TYPES", "ViewImage",
-    "ViewType", "VolumeRef", "PROJECTION_VIEWS", "PROJECTION_VIEW_NAMES", "fully_labelled", "load_manifest", "location_index", "mirror_location_name",
-    "mirror_view_name", "save_manifest", "view_index", "view_type",
+    "ViewType", "VolumeRef", "fully_labelled", "load_manifest", "location_index",
+    "mirror_location_name",
+    "mirror_view_name", "save_manifest", "TERRITORIES", "view_index", "view_type",
 ]

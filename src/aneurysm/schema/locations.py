@@ -28,6 +28,9 @@ _ARTERIES = {
     "PCA": ("posterior", "posterior cerebral artery"),
 }
 
+#: The arteries the 21 locations name, each side's and the midline's alike.
+ARTERIES: tuple[str, ...] = tuple(_ARTERIES)
+
 #: Official order of the 21 location columns of train.csv / output.csv.
 LOCATION_NAMES: tuple[str, ...] = (
     "L_ICA", "R_ICA", "L_PCOM", "R_PCOM", "L_AntChor", "R_AntChor", "L_ACA", "R_ACA",

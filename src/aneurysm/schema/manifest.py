@@ -34,6 +34,8 @@ def _record_to_json(r: StudyRecord) -> dict:
             "ignore_labels": list(r.volume.ignore_labels),
             "points": [list(p) for p in r.volume.points],
             "localizers": [list(p) for p in r.volume.localizers],
+            "arteries": r.volume.arteries,
+            "artery_labels": [list(a) for a in r.volume.artery_labels],
         },
     }
 
@@ -63,6 +65,8 @@ def _volume_from_json(v: dict | None) -> VolumeRef | None:
         ignore_labels=tuple(int(x) for x in v["ignore_labels"]),
         points=tuple(tuple(float(c) for c in p) for p in v["points"]),
         localizers=tuple((str(s), float(x), float(y), int(f)) for s, x, y, f in v["localizers"]),
+        arteries=v.get("arteries", ""),
+        artery_labels=tuple((int(k), str(a), str(t)) for k, a, t in v.get("artery_labels", [])),
     )
 
 

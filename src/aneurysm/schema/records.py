@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .locations import LOCATION_NAMES, NUM_LOCATIONS
+from .locations import ARTERIES, LOCATION_NAMES, NUM_LOCATIONS
 from .views import view_type
 
 
@@ -43,13 +43,19 @@ class GroupLabel:
             raise ValueError(f"group label needs >= 2 known locations, got {self.members}")
 
 
+#: Injection territories: a left or right internal-carotid injection's, a vertebral one's.
+TERRITORIES = ("LI", "RI", "V")
+
+
 @dataclass(frozen=True)
 class VolumeRef:
     """Where a 3-D study's image and annotations live, in the source's own files.
 
     ``points`` are (x, y, z, radius) in the volume file's own voxel grid (ADAM's location.txt);
     ``localizers`` are (SOPInstanceUID, column, row, frame) of a DICOM series (RSNA), frame -1
-    for single-frame files.
+    for single-frame files. ``arteries`` is a NIfTI of artery labels in the image's space (RSNA
+    segmentations, TopCoW), and ``artery_labels`` says what its values mean: (value, artery of
+    ``ARTERIES``, injection territory "LI", "RI", "V" or "" for a vessel between territories).
     """
 
     kind: str  # "nifti" (a file) or "dicom" (a series folder)
@@ -58,10 +64,16 @@ class VolumeRef:
     ignore_labels: tuple[int, ...] = ()  # mask labels that are neither positive nor negative
     points: tuple[tuple[float, float, float, float], ...] = ()
     localizers: tuple[tuple[str, float, float, int], ...] = ()
+    arteries: str = ""
+    artery_labels: tuple[tuple[int, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("nifti", "dicom"):
             raise ValueError(f"unknown volume kind {self.kind!r}")
+        bad = [a for _, a, t in self.artery_labels
+               if a not in ARTERIES or t not in TERRITORIES + ("",)]  # "": between territories
+        if bad:
+            raise ValueError(f"artery labels name unknown arteries or territories: {bad}")
 
 
 @dataclass(frozen=True)

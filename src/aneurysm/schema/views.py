@@ -2,8 +2,8 @@
 
 A K-ium patient has eight DSA views named ``{side}{artery}-{projection}``: L/R is the side
 injected, I an internal-carotid and V a vertebral injection, A the frontal (AP) and B the lateral
-projection. External 3-D sources add their own projection view types in a later step; every view
-type lives in this one table so the model can give each its own embedding.
+projection. External 3-D sources are projected into the same eight views (each injection's
+territory, frontal and lateral), so pretraining and fine-tuning share every view embedding.
 """
 
 from __future__ import annotations
@@ -42,30 +42,8 @@ KIUM_VIEWS: tuple[ViewType, ...] = tuple(
 )
 KIUM_VIEW_NAMES: tuple[str, ...] = tuple(v.name for v in KIUM_VIEWS)
 
-def _projection(region: str, projection: str) -> ViewType:
-    side, artery, words = {
-        "ALL": ("both", "all", "whole volume"),
-        "L": ("L", "ICA", "left hemisphere (imitates a left carotid injection)"),
-        "R": ("R", "ICA", "right hemisphere (imitates a right carotid injection)"),
-        "POST": ("both", "VA", "posterior circulation (imitates a vertebral injection)"),
-    }[region]
-    proj_word = {"A": "frontal", "B": "lateral"}[projection]
-    return ViewType(
-        name=f"MIP-{region}-{projection}", side=side, artery=artery,
-        projection=proj_word,
-        description=f"inverted maximum-intensity projection of a 3-D volume, {words}, "
-                    f"{proj_word}",
-    )
-
-
-#: Angiography-like views rendered from 3-D sources (TOF-MRA, CTA, 3DRA).
-PROJECTION_VIEWS: tuple[ViewType, ...] = tuple(
-    _projection(region, proj) for region in ("ALL", "L", "R", "POST") for proj in ("A", "B")
-)
-PROJECTION_VIEW_NAMES: tuple[str, ...] = tuple(v.name for v in PROJECTION_VIEWS)
-
 #: Every known view type; the index of a name here is its embedding id in the model.
-VIEW_TYPES: tuple[ViewType, ...] = KIUM_VIEWS + PROJECTION_VIEWS
+VIEW_TYPES: tuple[ViewType, ...] = KIUM_VIEWS
 _BY_NAME = {v.name: v for v in VIEW_TYPES}
 
 
@@ -84,9 +62,4 @@ def view_index(name: str) -> int:
 def mirror_view_name(name: str) -> str:
     """The view that a left-right mirrored patient would have in place of ``name``."""
     v = view_type(name)
-    if v.side not in ("L", "R"):
-        return name
-    other = "R" if v.side == "L" else "L"
-    if name in KIUM_VIEW_NAMES:
-        return other + name[1:]
-    return name.replace(f"-{v.side}-", f"-{other}-")
+    return ("R" if v.side == "L" else "L") + name[1:]

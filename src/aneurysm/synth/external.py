@@ -1,5 +1,6 @@
 """Synthetic external sources: the K-ium anatomy model voxelised into 3-D volumes, written in
-each public data set's exact on-disk layout (RSNA 2025, ADAM, Lausanne, CADA)."""
+each public data set's exact on-disk layout (RSNA 2025 with some vessel segmentations, ADAM,
+Lausanne, CADA, TopCoW)."""
 
 from __future__ import annotations
 
@@ -37,13 +38,15 @@ class ExternalSynthConfig:
     adam: int = 10
     lausanne: int = 10
     cada: int = 6
+    topcow: int = 4  # patients, each with a CTA and an MRA (aneurysm-free, artery labels)
     seed: int = 0
     spacing: float = 1.5  # mm; real scans are finer, this keeps files small
     prevalence: float = 0.5
 
     @property
     def cases(self) -> int:
-        return self.rsna + self.adam + self.lausanne + self.cada
+        """Volumes written: a TopCoW patient has two."""
+        return self.rsna + self.adam + self.lausanne + self.cada + 2 * self.topcow
 
 
 def _kium_to_rsna(loc: str, rng: np.random.Generator) -> str:
@@ -92,6 +95,8 @@ class _Case:
 def _render_case(case: _Case) -> dict:
     rng = np.random.default_rng(list(case.seed))
     anatomy = add_aneurysms(sample_anatomy(rng), list(case.locations), rng)
+    if case.source == "topcow":
+        return _write_topcow(Path(case.folder), case, anatomy, rng)
     injection = None
     if case.source == "cada":
         # a 3DRA shows one injected territory: inject the artery that fills the aneurysm
@@ -112,13 +117,11 @@ def _render_case(case: _Case) -> dict:
     else:
         rsna_name = {loc: _kium_to_rsna(loc, rng) for loc in case.locations}
         info.update(write_series(root, vol, case.modality, case.number, rng))
-        if case.number < 2:  # a few vessel segmentations, laid out both ways seen in the wild
-            uid = info["series_uid"]
-            seg_root = root.parent / "segmentations"
-            path = (seg_root / f"{uid}.nii" if case.number == 0
-                    else seg_root / uid / f"{uid}_cow.nii")
-            vessels = (vol.image > np.percentile(vol.image, 98)).astype(np.uint8)
-            _save_nifti(path, vessels, vol.affine)
+        if case.number % 3 == 0:  # a share of series with vessel segmentations, as in RSNA
+            uid = info["series_uid"]  # laid out flat and per series, both seen in public code
+            folder = root.parent / "segmentations" / ("" if case.number % 2 == 0 else uid)
+            _save_nifti(folder / f"{uid}.nii", vol.image.astype(np.float32), vol.affine)
+            _save_nifti(folder / f"{uid}_cowseg.nii", vol.arteries, vol.affine)
         info["localizers"] = [(sop, x, y, f, rsna_name[vol.lesion_locations[k - 1]])
                               for sop, x, y, f, k in info["localizers"]]
         info["rsna_labels"] = sorted(set(rsna_name.values()))
@@ -175,12 +178,31 @@ def _write_cada(root: Path, case: _Case, vol, flip: bool) -> None:
     _save_nifti(root / f"{name}_labeledMasks.nii.gz", labels.astype(np.uint8), affine)
 
 
+def _write_topcow(root: Path, case: _Case, anatomy, rng: np.random.Generator) -> dict:
+    """One TopCoW patient: a CTA and an MRA of the same vessels, each with its Circle-of-Willis
+    labels and a region-of-interest box, in the nnU-Net-style layout."""
+    for kind, modality in (("ct", "CTA"), ("mr", "TOF")):
+        vol = voxelise(anatomy, modality, case.spacing, rng)
+        name = f"topcow_{kind}_{case.number + 1:03d}"
+        _save_nifti(root / "imagesTr" / f"{name}_0000.nii.gz", vol.image.astype(np.float32),
+                    vol.affine)
+        _save_nifti(root / "cow_seg_labelsTr" / f"{name}.nii.gz", vol.arteries, vol.affine)
+        labelled = np.argwhere(vol.arteries > 0)
+        lo, hi = labelled.min(axis=0), labelled.max(axis=0)
+        (root / "roi_loc_labelsTr").mkdir(parents=True, exist_ok=True)
+        (root / "roi_loc_labelsTr" / f"{name}.txt").write_text(
+            "Size of Region of Interest: " + " ".join(str(int(v)) for v in hi - lo + 1) + "\n"
+            "Location of Region of Interest: " + " ".join(str(int(v)) for v in lo) + "\n")
+    return {"number": case.number}
+
+
 def write_external(out: str | Path, config: ExternalSynthConfig = ExternalSynthConfig(),
                    force: bool = False, workers: int | None = None,
                    progress: bool = True) -> Path:
-    """Write ``rsna2025/``, ``adam/``, ``lausanne/`` and ``cada/`` under ``out`` (a data root)."""
+    """Write ``rsna2025/``, ``adam/``, ``lausanne/``, ``cada/`` and ``topcow/`` under ``out``
+    (a data root); a source with no cases is not written."""
     out = Path(out)
-    names = ("rsna2025", "adam", "lausanne", "cada")
+    names = ("rsna2025", "adam", "lausanne", "cada", "topcow")
     existing = [n for n in names if (out / n).exists()]
     if existing and not force:
         raise AneurysmError(f"{out}: {', '.join(existing)} already exist (use --force)")
@@ -192,7 +214,8 @@ def write_external(out: str | Path, config: ExternalSynthConfig = ExternalSynthC
         for source, count, prevalence in (("rsna2025", config.rsna, config.prevalence),
                                           ("adam", config.adam, max(config.prevalence, 0.8)),
                                           ("lausanne", config.lausanne, config.prevalence),
-                                          ("cada", config.cada, 1.0)):
+                                          ("cada", config.cada, 1.0),
+                                          ("topcow", config.topcow, 0.0)):
             labels = sample_cohort_labels(rng, count, prevalence)
             for i, locs in enumerate(labels):
                 modality = ("CTA" if rng.random() < 0.6 else "MRA") if source == "rsna2025" \

@@ -18,6 +18,15 @@ FOV_MM = np.array([140.0, 150.0, 150.0])
 ORIGIN_MM = np.array([-70.0, -85.0, -80.0])
 
 
+#: TopCoW's Circle-of-Willis labels of the anatomy model's segments (its 13 classes name no VA,
+#: SCA, PICA, anterior choroidal or cortical branch: those voxels stay 0, as in TopCoW).
+TOPCOW_LABELS: dict[str, int] = {
+    "BA": 1, "R_PCA": 2, "L_PCA": 3, "R_ICA": 4, "R_MCA": 5, "L_ICA": 6, "L_MCA": 7,
+    "R_PCOM": 8, "L_PCOM": 9, "ACOM": 10, "R_ACA": 11, "L_ACA": 12,
+    "R_MCA_sup": 5, "R_MCA_inf": 5, "L_MCA_sup": 7, "L_MCA_inf": 7,
+}
+
+
 @dataclass(frozen=True)
 class SynthVolume:
     image: np.ndarray  # float32 intensities (HU for CTA)
@@ -25,6 +34,7 @@ class SynthVolume:
     affine: np.ndarray  # voxel -> RAS mm
     spacing: float
     lesion_locations: tuple[str, ...] = ()  # K-ium location of lesion id k at index k - 1
+    arteries: np.ndarray | None = None  # uint8 TopCoW labels of the vessel voxels
 
 
 def _grid(spacing: float) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -36,9 +46,11 @@ def _grid(spacing: float) -> tuple[tuple[int, int, int], np.ndarray]:
 
 
 def _vessel_mask(anatomy: Anatomy, shape: tuple[int, int, int], spacing: float,
-                 injection: str | None) -> np.ndarray:
-    """Voxels within each centreline's radius (nearest-centreline distance transform)."""
+                 injection: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels within each centreline's radius (nearest-centreline distance transform), and
+    the TopCoW label of the segment each vessel voxel belongs to."""
     radius = np.zeros(shape, dtype=np.float32)
+    owner = np.zeros(shape, dtype=np.uint8)
     for seg in anatomy.segments:
         if injection is not None and seg.fills.get(injection, 0.0) <= 0.0:
             continue
@@ -50,11 +62,15 @@ def _vessel_mask(anatomy: Anatomy, shape: tuple[int, int, int], spacing: float,
         r = np.interp(s, cum, seg.radii) / spacing
         ijk = np.rint((pts - ORIGIN_MM) / spacing).astype(int)
         ok = np.all((ijk >= 0) & (ijk < np.array(shape)), axis=1)
-        np.maximum.at(radius, tuple(ijk[ok].T), r[ok].astype(np.float32))
+        where, r = tuple(ijk[ok].T), r[ok].astype(np.float32)
+        wider = r >= radius[where]  # a voxel on two centrelines belongs to the wider vessel
+        owner[tuple(a[wider] for a in where)] = TOPCOW_LABELS.get(seg.name, 0)
+        np.maximum.at(radius, where, r)
     if not radius.any():
-        return np.zeros(shape, dtype=bool)
+        return np.zeros(shape, dtype=bool), owner
     dist, idx = ndimage.distance_transform_edt(radius == 0, return_indices=True)
-    return dist <= np.maximum(radius[tuple(idx)], 0.5)
+    vessels = dist <= np.maximum(radius[tuple(idx)], 0.5)
+    return vessels, np.where(vessels, owner[tuple(idx)], 0).astype(np.uint8)
 
 
 def _spheres(anatomy: Anatomy, shape: tuple[int, int, int], spacing: float,
@@ -89,7 +105,7 @@ def voxelise(anatomy: Anatomy, modality: str, spacing: float, rng: np.random.Gen
              injection: str | None = None) -> SynthVolume:
     """``modality``: "TOF" (MRA), "CTA" or "3DRA". 3DRA shows only ``injection``'s territory."""
     shape, affine = _grid(spacing)
-    vessels = _vessel_mask(anatomy, shape, spacing, injection)
+    vessels, arteries = _vessel_mask(anatomy, shape, spacing, injection)
     spheres, lesions, lesion_locations = _spheres(anatomy, shape, spacing, injection)
     vessels |= spheres
     x, y, z = np.meshgrid(*(np.arange(n) * spacing + o for n, o in zip(shape, ORIGIN_MM)),
@@ -118,4 +134,4 @@ def voxelise(anatomy: Anatomy, modality: str, spacing: float, rng: np.random.Gen
     else:
         raise ValueError(f"unknown synthetic modality {modality!r}")
     img = ndimage.gaussian_filter(img, 0.5).astype(np.float32)
-    return SynthVolume(img, lesions, affine, spacing, lesion_locations)
+    return SynthVolume(img, lesions, affine, spacing, lesion_locations, arteries)

@@ -13,8 +13,14 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..io.images import load_grayscale
-from ..preprocessing import CELL_UNKNOWN, ImageCache, footprint_cells
-from ..projection.stage import footprint_path, read_positions
+from ..preprocessing import (
+    ARTERY_UNKNOWN,
+    CELL_UNKNOWN,
+    ImageCache,
+    artery_cells,
+    footprint_cells,
+)
+from ..projection.stage import artery_path, footprint_path, read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
 
 #: Footprints are kept on a grid of (image size / this): the dense model's map stride.
@@ -38,6 +44,10 @@ class StudyArrays:
     #: (N, V, S/4, S/4) uint8 per map cell: 0 no aneurysm, 255 aneurysm, 128 unknown (every
     #: cell of a view whose source says nothing about where, e.g. K-ium)
     footprints: np.ndarray
+    #: (N, V, S/4, S/4) uint8 per map cell: 1 + index into ARTERIES of the artery under it,
+    #: 0 none, ARTERY_UNKNOWN where the source labels no arteries
+    arteries: np.ndarray
+    projected: np.ndarray  # (N,) bool: views rendered from a 3-D volume, not a real angiograph
 
     def __len__(self) -> int:
         return len(self.study_ids)
@@ -52,7 +62,17 @@ class StudyArrays:
 
 _ARRAY_FIELDS = ("images", "view_ids", "view_mask", "presence", "presence_known", "locations",
                  "location_known", "group_members", "group_targets", "group_valid",
-                 "footprints")
+                 "footprints", "arteries", "projected")
+
+
+def view_arteries(record: StudyRecord, cache: ImageCache, out: np.ndarray) -> None:
+    """Fill each view's artery cells (``out``: (V, G, G), pre-filled unknown) where the
+    projection stage drew an artery map (sources with artery labels)."""
+    for j, v in enumerate(record.views):
+        path = artery_path(v.path) if v.path and record.volume is not None else None
+        if path is not None and path.is_file():
+            out[j] = artery_cells(load_grayscale(path), load_grayscale(v.path), cache.config,
+                                  out.shape[-1])
 
 
 def view_footprints(record: StudyRecord, cache: ImageCache, out: np.ndarray) -> None:
@@ -117,6 +137,7 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     valid = np.zeros((n, max_groups), dtype=bool)
     grid = max(size // FOOTPRINT_STRIDE, 1)
     footprints = np.full((n, n_views, grid, grid), CELL_UNKNOWN, dtype=np.uint8)
+    arteries = np.full((n, n_views, grid, grid), ARTERY_UNKNOWN, dtype=np.uint8)
     for i, r in enumerate(tqdm(kept, desc="load arrays", unit="study", disable=not progress)):
         for j, v in enumerate(r.views):
             view_ids[i, j] = view_index(v.view)
@@ -124,6 +145,7 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
                 images[i, j] = cache.load(v.path)
                 view_mask[i, j] = True
         view_footprints(r, cache, footprints[i])
+        view_arteries(r, cache, arteries[i])
         for g, group in enumerate(r.groups):
             members[i, g, [LOCATION_NAMES.index(m) for m in group.members]] = 1.0
             targets[i, g] = float(group.positive)
@@ -137,6 +159,7 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
         locations=np.array([r.locations for r in kept], dtype=np.float32).reshape(n, -1),
         location_known=np.array([r.location_known for r in kept], dtype=bool).reshape(n, -1),
         group_members=members, group_targets=targets, group_valid=valid,
-        footprints=footprints,
+        footprints=footprints, arteries=arteries,
+        projected=np.array([r.volume is not None for r in kept], dtype=bool),
     )
     return arrays, skipped, dropped

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ..preprocessing import CELL_ANEURYSM, CELL_UNKNOWN
+from ..preprocessing import ARTERY_UNKNOWN, CELL_ANEURYSM, CELL_UNKNOWN
 from ..schema import MIRROR_PERMUTATION, VIEW_TYPES, mirror_view_name, view_index
+from .domain import DomainConfig, blur_and_residue, render_tables
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class AugmentConfig:
     noise_std: float = 0.02
     lr_swap: bool = True
     lr_swap_prob: float = 0.5
+    #: projected external views only: re-rendered per batch (see ``domain``)
+    projections: DomainConfig = field(default_factory=DomainConfig)
 
 
 #: For each view id, the id of its mirror image, and whether it is flipped when mirrored.
@@ -46,7 +49,7 @@ FLIP_ON_MIRROR = torch.tensor([v.projection == "frontal" for v in VIEW_TYPES])
 _PERM = torch.tensor(MIRROR_PERMUTATION)
 
 #: Per-view keys whose trailing two dimensions are an image: they follow the views and flip.
-_SPATIAL = ("images", "footprints", "map_target", "map_weight")
+_SPATIAL = ("images", "footprints", "map_target", "map_weight", "arteries")
 _PER_VIEW = ("view_mask", "view_label")
 
 
@@ -132,7 +135,8 @@ def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torc
     return torch.stack([x, y, torch.ones_like(x)], -1).reshape(-1, 3)
 
 
-def _warp(x: torch.Tensor, theta: torch.Tensor, padding: str) -> torch.Tensor:
+def _warp(x: torch.Tensor, theta: torch.Tensor, padding: str, mode: str = "bilinear"
+          ) -> torch.Tensor:
     """Warp (N, H, W) or (N, 1, H, W) maps by ``theta``; normalised coordinates make one matrix
     serve every resolution, so a footprint moves exactly with its image."""
     x4 = x.unsqueeze(1) if x.dim() == 3 else x
@@ -140,7 +144,7 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, padding: str) -> torch.Tensor:
     # F.affine_grid's own result (align_corners=False), from a cached base grid: 2.5x faster
     base = _base_grid(h, w, x4.device, x4.dtype)
     grid = (base @ theta.to(x4.dtype).transpose(1, 2)).reshape(n, h, w, 2)
-    y = F.grid_sample(x4, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    y = F.grid_sample(x4, grid, mode=mode, padding_mode=padding, align_corners=False)
     return y.reshape(x.shape)
 
 
@@ -178,10 +182,23 @@ def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
     n = b * v
     pixels = out.pop("images").reshape(n, -1)
     tables = _contrast_tables(pixels, config, g)
+    rendered = torch.zeros(0, dtype=torch.long, device=pixels.device)
+    if config.projections.enabled and "projected" in out:  # re-render projected views
+        rendered = out["projected"].repeat_interleave(v).nonzero()[:, 0]
+        if len(rendered):
+            tables[rendered] = render_tables(pixels[rendered], config.projections, g)
     out = prepare_batch(out)
     images = torch.gather(tables, 1, pixels.long()).reshape(n, 1, size, -1)
+    if len(rendered):
+        images[rendered] = blur_and_residue(images[rendered], config.projections, g)
     theta = random_affines(n, config, g)
     images = _warp(images, theta, "border")
+    if "arteries" in out:  # classes move by nearest neighbour; out of the frame is unknown
+        grid = out["arteries"].shape[-2:]
+        shifted = out["arteries"].reshape(n, 1, *grid).float() + 1
+        moved = _warp(shifted, theta, "zeros", mode="nearest")[:, 0]
+        out["arteries"] = torch.where(moved < 0.5, float(ARTERY_UNKNOWN),
+                                      moved - 1).reshape(b, v, *grid).to(torch.uint8)
     if "map_target" in out:
         grid = out["map_target"].shape[-2:]
         maps = torch.stack([out["map_target"], out["map_weight"]], 2).reshape(n, 2, *grid)

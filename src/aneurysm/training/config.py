@@ -23,8 +23,9 @@ class TrainConfig:
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
     map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
     view_loss_weight: float = 1.0  # dense head: per-view "aneurysm seen" where footprints say
+    artery_loss_weight: float = 0.0  # dense head: which artery is under each cell, where labelled
     aux_point_weight: float = 0.0  # global head: auxiliary point loss where positions exist
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(maps=self.map_loss_weight, views=self.view_loss_weight,
-                           points=self.aux_point_weight)
+                           points=self.aux_point_weight, arteries=self.artery_loss_weight)

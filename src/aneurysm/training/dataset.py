@@ -13,7 +13,8 @@ from .arrays import StudyArrays
 
 #: StudyArrays fields a batch carries, under the same names.
 BATCH_FIELDS = ("images", "view_ids", "view_mask", "presence", "presence_known", "locations",
-                "location_known", "group_members", "group_targets", "group_valid", "footprints")
+                "location_known", "group_members", "group_targets", "group_valid", "footprints",
+                "arteries", "projected")
 
 
 class StudyDataset(Dataset):

@@ -26,7 +26,7 @@ from ..io.atomic import atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..model import build_model
 from ..preprocessing import ImageCache
-from ..projection import ProjectionConfig, project_records
+from ..projection import project_records
 from ..schema import StudyRecord, save_manifest
 from .arrays import build_arrays
 from .finetune import checkpoint_metadata
@@ -50,7 +50,7 @@ class SourceScore:
 def holdout_split(records: list[StudyRecord], fraction: float, seed: int
                   ) -> tuple[list[StudyRecord], list[StudyRecord]]:
     """One patient-grouped, presence-stratified split of a single source."""
-    if len(records) < 2:
+    if len({r.patient_id for r in records}) < 2:  # one patient cannot be on both sides
         return records, []
     k = max(2, int(round(1.0 / fraction)))
     k = min(k, len({r.patient_id for r in records}))
@@ -74,7 +74,7 @@ def _namespaced(r: StudyRecord) -> StudyRecord:
 
 
 def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
-             config: ExperimentConfig, projection: ProjectionConfig = ProjectionConfig(),
+             config: ExperimentConfig,
              val_fraction: float = 0.2, resume: bool = False, force: bool = False,
              skip_bad: bool = False, progress: bool = True) -> list[SourceScore]:
     run_dir = Path(run_dir)
@@ -84,7 +84,8 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     counts = {s: len(r) for s, r in sources.items()}
     if resume:
         config = read_run_config(run_dir)
-    else:
+    projection = config.projection.resolved(config.preprocess.image_size)
+    if not resume:
         write_run_metadata(run_dir, config, {"sources": counts, "val_fraction": val_fraction,
                                              "projection": asdict(projection)})
     if config.train.threads:
