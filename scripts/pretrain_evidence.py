@@ -1,14 +1,22 @@
-"""Which head finds aneurysms, and does external pretraining help? Four arms over several seeds.
+"""Evidence for the model's defaults: arms fine-tuned side by side over several seeds.
 
-Arms: the ``global`` and the ``dense`` head, each fine-tuned from scratch and from a checkpoint
-pretrained on the pooled synthetic external sources. Per seed, all four arms see the same
-synthetic data (K-ium and external, drawn from that seed), the same patient-level folds (every
-arm reuses the first arm's splits.json) and the same config; only the head and ``--init`` differ.
-Each arm is scored three ways: the pooled out-of-fold CV AUROC at the final epoch (no epoch chosen
-on validation), the AUROC on held-out test patients (fold ensemble), and the mean per-location
-AUROC on those patients. Pretraining is scored per source on its own held-out validation split.
+Two studies, each a set of arms:
+- ``--study heads``: the ``global`` and the ``dense`` head, each from scratch and pretrained on
+  the pooled synthetic external sources. Which head finds aneurysms; does pretraining help?
+- ``--study projection``: the dense head from scratch, and pretrained on external views drawn as
+  inverted MIPs, as angiograms (DRR), and as angiograms with the artery target. Does the
+  angiographic projection, and the vessel-aware target, make the transfer better?
 
-    python scripts/pretrain_evidence.py --out runs/evidence
+Per seed, all arms see the same synthetic data (K-ium and external, drawn from that seed), the
+same patient-level folds (every arm reuses the first arm's splits.json) and the same config;
+only what the arm names differs. Each arm is scored three ways: the pooled out-of-fold CV AUROC
+at the final epoch (no epoch chosen on validation), the AUROC on held-out test patients (fold
+ensemble), and the mean per-location AUROC on those patients. Pretraining is scored per source
+on its own held-out validation split.
+
+    python scripts/pretrain_evidence.py --study heads projection
+
+Arms that two studies share (the default head, pretrained the default way) are trained once.
 
 Prints the tables (mean ± sd over seeds, paired differences per seed, wall time) and writes them
 to OUT/evidence.md and OUT/evidence.json.
@@ -22,11 +30,12 @@ import json
 import math
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from aneurysm.config import DataConfig, ExperimentConfig, load_config
+from aneurysm.config import DataConfig, ExperimentConfig, config_from_dict, config_to_dict, load_config
 from aneurysm.evaluation.official import evaluate_files
 from aneurysm.evaluation.report import write_report
 from aneurysm.inference.predict import predict_run
@@ -37,56 +46,103 @@ from aneurysm.synth.kium import SynthConfig, write_kium
 from aneurysm.training.finetune import finetune
 from aneurysm.training.pretrain import CHECKPOINT, pretrain
 
-HEADS = ("global", "dense")
 METRICS = ("held_out", "cv_final", "locations")
 LABELS = {"held_out": "held-out AUROC", "cv_final": "CV AUROC, final epoch",
           "locations": "mean per-location AUROC, held-out"}
 
 
-def _arm_config(base: ExperimentConfig, head: str, seed: int, cache: Path) -> ExperimentConfig:
-    return dataclasses.replace(
-        base, data=DataConfig(cache_dir=str(cache), workers=base.data.workers),
-        model=dataclasses.replace(base.model, head=head),
-        train=dataclasses.replace(base.train, seed=seed))
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    pretrained: bool
+    overrides: dict = field(default_factory=dict)  # {section: {key: value}} on the base config
 
 
-def run_seed(out: Path, seed: int, base: ExperimentConfig, args) -> dict:
-    """Synthesize this seed's data, pretrain each head, fine-tune the four arms, score them."""
+_DRR = {"projection": {"mode": "drr"}}
+STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
+    "heads": (
+        (Arm("global, scratch", False, {"model": {"head": "global"}}),
+         Arm("global, pretrained", True, {"model": {"head": "global"}}),
+         Arm("dense, scratch", False, {"model": {"head": "dense"}}),
+         Arm("dense, pretrained", True, {"model": {"head": "dense"}})),
+        (("global: pretrained − scratch", "global, pretrained", "global, scratch"),
+         ("dense: pretrained − scratch", "dense, pretrained", "dense, scratch"),
+         ("pretrained: dense − global", "dense, pretrained", "global, pretrained"),
+         ("scratch: dense − global", "dense, scratch", "global, scratch")),
+    ),
+    "projection": (
+        (Arm("scratch", False),
+         Arm("pretrained, MIP", True, {"projection": {"mode": "mip"},
+                                       "train": {"artery_loss_weight": 0.0}}),
+         Arm("pretrained, DRR", True, {**_DRR, "train": {"artery_loss_weight": 0.0}}),
+         Arm("pretrained, DRR + arteries", True, {**_DRR, "train": {"artery_loss_weight": 1.0}})),
+        (("DRR − MIP", "pretrained, DRR", "pretrained, MIP"),
+         ("arteries: with − without", "pretrained, DRR + arteries", "pretrained, DRR"),
+         ("DRR − scratch", "pretrained, DRR", "scratch"),
+         ("MIP − scratch", "pretrained, MIP", "scratch")),
+    ),
+}
+
+
+def _arm_config(base: ExperimentConfig, arm: Arm, seed: int, cache: Path) -> ExperimentConfig:
+    values = config_to_dict(base)
+    for section, entries in arm.overrides.items():
+        values[section].update(entries)
+    values["data"] = config_to_dict(DataConfig(cache_dir=str(cache), workers=base.data.workers))
+    values["train"]["seed"] = seed
+    return config_from_dict(values)
+
+
+def run_seed(out: Path, seed: int, base: ExperimentConfig, arms: tuple[Arm, ...], args) -> dict:
+    """Synthesize this seed's data, pretrain what the arms need, fine-tune and score them."""
     start = time.time()
     data = out / "data"
     write_kium(data / "kium", SynthConfig(patients=args.kium, test=args.test, seed=seed,
                                           image_size=256), force=True)
-    write_external(data, ExternalSynthConfig(rsna=args.rsna, adam=args.adam,
-                                             lausanne=args.lausanne, cada=args.cada,
-                                             seed=seed + 1000), force=True)
+    write_external(data, ExternalSynthConfig(
+        rsna=args.rsna, adam=args.adam, lausanne=args.lausanne, cada=args.cada,
+        topcow=args.topcow, seed=seed + 1000), force=True)
     sources, _ = load_sources(["external"], data)
     kium = get_adapter("kium")
     train, test = kium.load(data / "kium", "train"), kium.load(data / "kium", "test")
     result: dict = {"seed": seed, "arms": {}, "pretrain": {}}
-    splits = None
-    for head in HEADS:
-        config = _arm_config(base, head, seed, out / "cache")
+    splits, checkpoints, done = None, {}, {}
+    for k, arm in enumerate(arms):
+        config = _arm_config(base, arm, seed, out / "cache")
+        same = json.dumps([arm.pretrained, config_to_dict(config)], sort_keys=True)
+        if same in done:  # one arm under two studies' names: fine-tuned once
+            result["arms"][arm.name] = result["arms"][done[same]]
+            if done[same] in result["pretrain"]:
+                result["pretrain"][arm.name] = result["pretrain"][done[same]]
+            continue
+        done[same] = arm.name
+        init = None
+        if arm.pretrained:
+            key = json.dumps({s: v for s, v in config_to_dict(config).items()
+                              if s in ("model", "projection", "train", "augment")},
+                             sort_keys=True)
+            if key not in checkpoints:
+                t0 = time.time()
+                folder = out / f"pretrain_{len(checkpoints)}"
+                scores = pretrain(folder, sources, config, force=True)
+                checkpoints[key] = (str(folder / CHECKPOINT), {
+                    "minutes": (time.time() - t0) / 60,
+                    "per_source": {s.source: s.auroc for s in scores}})
+            init, result["pretrain"][arm.name] = checkpoints[key]
         t0 = time.time()
-        scores = pretrain(out / head / "pretrain", sources, config, force=True)
-        result["pretrain"][head] = {"minutes": (time.time() - t0) / 60,
-                                    "per_source": {s.source: s.auroc for s in scores}}
-        for arm, init in (("scratch", None),
-                          ("pretrained", str(out / head / "pretrain" / CHECKPOINT))):
-            t0 = time.time()
-            run = out / head / arm
-            finetune(run, train, config, folds=args.folds, init=init, force=True,
-                     splits_file=splits)
-            splits = splits or str(run / "splits.json")
-            report = write_report(run)
-            predict_run(run, test, run / "output_prob.csv", locations="prob", force=True)
-            held = evaluate_files(data / "kium" / "groundtruth.csv", run / "output_prob.csv")
-            locs = [s.auroc for s in held.locations if not math.isnan(s.auroc)]
-            result["arms"][f"{head}, {arm}"] = {
-                "held_out": held.presence.value, "held_out_ci": [held.presence.low,
-                                                                 held.presence.high],
-                "cv_final": report.presence_last_epoch.value,
-                "locations": float(np.mean(locs)) if locs else math.nan,
-                "locations_defined": len(locs), "minutes": (time.time() - t0) / 60}
+        run = out / f"arm_{k}"
+        finetune(run, train, config, folds=args.folds, init=init, force=True, splits_file=splits)
+        splits = splits or str(run / "splits.json")
+        report = write_report(run)
+        predict_run(run, test, run / "output_prob.csv", locations="prob", force=True)
+        held = evaluate_files(data / "kium" / "groundtruth.csv", run / "output_prob.csv")
+        locs = [s.auroc for s in held.locations if not math.isnan(s.auroc)]
+        result["arms"][arm.name] = {
+            "held_out": held.presence.value,
+            "held_out_ci": [held.presence.low, held.presence.high],
+            "cv_final": report.presence_last_epoch.value,
+            "locations": float(np.mean(locs)) if locs else math.nan,
+            "locations_defined": len(locs), "minutes": (time.time() - t0) / 60}
     result["minutes"] = (time.time() - start) / 60
     return result
 
@@ -99,14 +155,16 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
-def tables(results: list[dict], args, minutes: float) -> str:
+def tables(results: list[dict], study: str, args, minutes: float) -> str:
     seeds = [r["seed"] for r in results]
-    arms = list(results[0]["arms"])
-    lines = [f"Synthetic K-ium: {args.kium} training patients ({args.folds} patient-level "
-             f"folds), {args.test} held-out test patients. Synthetic external: RSNA {args.rsna}, "
-             f"ADAM {args.adam}, Lausanne {args.lausanne}, CADA {args.cada} cases. Config: "
+    arms = [a.name for a in STUDIES[study][0]]
+    pairs = STUDIES[study][1]
+    lines = [f"Study `{study}`. Synthetic K-ium: {args.kium} training patients "
+             f"({args.folds} patient-level folds), {args.test} held-out test patients. "
+             f"Synthetic external: RSNA {args.rsna}, ADAM {args.adam}, Lausanne {args.lausanne}, "
+             f"CADA {args.cada} cases, TopCoW {args.topcow} patients (CTA + MRA). Config: "
              f"{args.config or 'built-in defaults'}. Seeds {seeds}: each draws its own data; "
-             "within a seed the four arms share data and folds.", "",
+             "within a seed the arms share data and folds.", "",
              "| arm | " + " | ".join(LABELS[m] for m in METRICS) + " |",
              "|---|" + "---|" * len(METRICS)]
     for arm in arms:
@@ -116,9 +174,6 @@ def tables(results: list[dict], args, minutes: float) -> str:
               "(held-out AUROC; mean per-location AUROC in brackets):", "",
               "| difference | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
               "|---|" + "---|" * (len(seeds) + 1)]
-    pairs = [(f"{h}: pretrained − scratch", f"{h}, pretrained", f"{h}, scratch") for h in HEADS]
-    pairs += [("pretrained: dense − global", "dense, pretrained", "global, pretrained"),
-              ("scratch: dense − global", "dense, scratch", "global, scratch")]
     for name, a, b in pairs:
         cells, diffs = [], []
         for r in results:
@@ -134,23 +189,28 @@ def tables(results: list[dict], args, minutes: float) -> str:
         lines.append(f"| {arm} | " + " | ".join(
             f"{r['arms'][arm]['held_out']:.3f} [{r['arms'][arm]['held_out_ci'][0]:.3f}, "
             f"{r['arms'][arm]['held_out_ci'][1]:.3f}]" for r in results) + " |")
-    sources = sorted(results[0]["pretrain"][HEADS[0]]["per_source"])
-    lines += ["", "Pretraining, validation AUROC per source (held out before pooling), mean ± sd "
-              "over seeds:", "", "| head | " + " | ".join(sources) + " |",
-              "|---|" + "---|" * len(sources)]
-    for head in HEADS:
-        lines.append(f"| {head} | " + " | ".join(
-            _mean_sd([r["pretrain"][head]["per_source"][s] for r in results])
-            for s in sources) + " |")
-    lines += ["", "n/a: a source without negatives (CADA) has no AUROC.", "",
-              f"Wall time: {minutes:.1f} min in all ("
+    pretrained = [a for a in arms if a in results[0]["pretrain"]]
+    sources = sorted(results[0]["pretrain"][pretrained[0]]["per_source"]) if pretrained else []
+    if sources:
+        lines += ["", "Pretraining, validation AUROC per source (held out before pooling), "
+                  "mean ± sd over seeds:", "", "| pretraining of | " + " | ".join(sources) + " |",
+                  "|---|" + "---|" * len(sources)]
+        for arm in pretrained:
+            lines.append(f"| {arm} | " + " | ".join(
+                _mean_sd([r["pretrain"][arm]["per_source"][s] for r in results])
+                for s in sources) + " |")
+        lines += ["", "n/a: a source without negatives (CADA) or without positives (TopCoW) "
+                  "has no AUROC."]
+    lines += ["", f"Wall time: {minutes:.1f} min in all ("
               + ", ".join(f"seed {r['seed']} {r['minutes']:.1f} min" for r in results) + ")."]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/evidence")
+    ap.add_argument("--study", choices=sorted(STUDIES), nargs="+", default=["heads"],
+                    help="one or more; an arm two studies share is trained once")
+    ap.add_argument("--out", default=None, help="default: runs/evidence-STUDY[-STUDY]")
     ap.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--kium", type=int, default=150, help="synthetic K-ium training patients")
@@ -159,18 +219,21 @@ def main() -> None:
     ap.add_argument("--adam", type=int, default=40)
     ap.add_argument("--lausanne", type=int, default=80)
     ap.add_argument("--cada", type=int, default=20)
+    ap.add_argument("--topcow", type=int, default=10, help="patients, a CTA and an MRA each")
     ap.add_argument("--folds", type=int, default=3)
     args = ap.parse_args()
 
     start = time.time()
-    out = Path(args.out)
+    out = Path(args.out or "runs/evidence-" + "-".join(args.study))
+    arms = tuple(a for study in args.study for a in STUDIES[study][0])
     base = load_config(args.config)
     results = []
     for seed in args.seeds:
-        results.append(run_seed(out / f"seed_{seed}", seed, base, args))
+        results.append(run_seed(out / f"seed_{seed}", seed, base, arms, args))
         (out / "evidence.json").write_text(json.dumps(results, indent=1))
         print(f"seed {seed} done in {results[-1]['minutes']:.1f} min", flush=True)
-    text = tables(results, args, (time.time() - start) / 60)
+    minutes = (time.time() - start) / 60
+    text = "\n\n".join(tables(results, study, args, minutes) for study in args.study)
     (out / "evidence.md").write_text(text + "\n")
     print(text)
 

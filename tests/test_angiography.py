@@ -1,6 +1,9 @@
 """The angiographic projection: path lengths through a cone beam, DSA's darker aneurysm,
 injection territories, the sources with artery labels, and load-time domain randomisation."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +171,23 @@ def test_domain_randomisation_re_renders_projected_views_only(projected):
     ranked = torch.gather(out[..., 10:20, 14:18].flatten(-2), -1, order)
     assert (ranked.diff(dim=-1) >= -1e-5).all()  # darker stays darker: one power law per view
     assert (vessel < background[..., None, None]).all()
+
+
+def test_parallel_projection_after_torch_ran_does_not_hang(external_root, tmp_path):
+    """A worker forked after torch's OpenMP pool ran hangs in its first grid_sample; the pool is
+    spawned instead. A subprocess turns a hang into a failure."""
+    script = f"""
+import sys, torch
+torch.set_num_threads(2)
+x = torch.randn(1, 1, 64, 64, 64)
+torch.nn.functional.grid_sample(x, torch.rand(1, 48, 48, 48, 3) * 2 - 1, align_corners=False)
+from aneurysm.projection import project_records
+from aneurysm.registry import get_adapter
+records = get_adapter("adam").load({str(external_root / "adam")!r})
+done = project_records(records, {str(tmp_path / "c")!r}, workers=2, progress=False)
+print(sum(v.present for r in done.records for v in r.views))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) >= 4 * 4  # four cases, at least the carotid views each

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -53,6 +54,13 @@ def content_key(record: StudyRecord, params: str) -> str:
                          record.volume.ignore_labels, record.volume.artery_labels]).encode())
     h.update(params.encode())
     return h.hexdigest()[:32]
+
+
+def _single_thread() -> None:
+    """One torch thread per worker process: the pool already fills the cores."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, str]:
@@ -108,13 +116,20 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
             if not skip_bad:
                 raise
             result.skipped.append(str(exc))
+    done = {id(j[0]): (j[1], "") for j in jobs if (Path(j[1]) / "positions.json").is_file()}
+    jobs = [j for j in jobs if id(j[0]) not in done]
     bar = dict(total=len(jobs), desc="project 3-D", unit="volume", disable=not progress)
-    if workers == 1 or len(jobs) < 3:
+    if not jobs:
+        outcomes = []
+    elif workers == 1 or len(jobs) < 3:
         outcomes = [_project_one(j) for j in tqdm(jobs, **bar)]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Spawned, not forked: a child forked after the parent ran torch's OpenMP pool hangs in
+        # its first parallel region (the renderer's grid_sample).
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
             outcomes = list(tqdm(pool.map(_project_one, jobs), **bar))
-    folders = {id(job[0]): outcome for job, outcome in zip(jobs, outcomes)}
+    folders = done | {id(job[0]): outcome for job, outcome in zip(jobs, outcomes)}
     for r in records:
         if r.volume is None:
             result.records.append(r)
