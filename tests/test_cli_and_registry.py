@@ -48,3 +48,13 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "K-ium root not found" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_finetune_init_with_junk_is_one_line_and_no_traceback(kium_root, tmp_path, cfg):
+    (tmp_path / "junk.pt").write_text("this is no checkpoint\n")
+    proc = subprocess.run([sys.executable, "-m", "aneurysm", "finetune", "--root", str(kium_root),
+                           "--config", str(cfg), "--folds", "2", "--out", str(tmp_path / "run"),
+                           "--init", str(tmp_path / "junk.pt")], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    assert "junk.pt: not a readable checkpoint" in proc.stderr.strip().splitlines()[-1]

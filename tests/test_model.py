@@ -5,7 +5,7 @@ import torch
 
 from aneurysm.errors import AneurysmError
 from aneurysm.model import ModelConfig, build_model
-from aneurysm.model.checkpoint import load_init, save_checkpoint
+from aneurysm.model.checkpoint import load_init, read_checkpoint, save_checkpoint
 from aneurysm.model.dense import log1mexp, noisy_or_logit, smooth_max
 from aneurysm.model.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
 from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
@@ -192,3 +192,36 @@ def test_noisy_or_over_views_counts_one_aneurysm_seen_twice_once():
     log_not = 2 * math.log(0.5)
     assert math.isclose(float(torch.sigmoid(noisy_or_logit(torch.tensor(log_not)))), 0.75,
                         rel_tol=1e-5)
+
+
+class _RunsCode:
+    """What a hostile checkpoint holds: unpickling it would call ``open(marker, "w")``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": {}, "metadata": _RunsCode(str(marker))}, tmp_path / "evil.pt")
+    with pytest.raises(AneurysmError, match="refused: loading it needs pickle"):
+        read_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all\n", b"PK\x03\x04junk"])
+def test_junk_given_as_a_checkpoint_is_one_clear_error(tmp_path, content):
+    (tmp_path / "junk.pt").write_bytes(content)
+    with pytest.raises(AneurysmError, match="junk.pt: not a"):
+        read_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("payload", [[1, 2], {"state_dict": [1]}, {"state_dict": {"w": 3}},
+                                     {"state_dict": {}, "metadata": [1]}])
+def test_a_foreign_payload_is_not_an_aneurysm_checkpoint(tmp_path, payload):
+    torch.save(payload, tmp_path / "f.pt")
+    with pytest.raises(AneurysmError, match="not an aneurysm checkpoint"):
+        read_checkpoint(tmp_path / "f.pt")

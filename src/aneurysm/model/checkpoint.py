@@ -7,6 +7,7 @@ of dumping shapes.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +45,30 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any]
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load without running code: ``weights_only`` unpickles tensors, containers and numbers
+    only, so a checkpoint handed over by someone else cannot execute anything on load."""
     path = Path(path)
     if not path.is_file():
         raise AneurysmError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # junk, not a pickle of foreign objects
+            raise AneurysmError(f"{path}: not a readable checkpoint (UnpicklingError)") from None
+        raise AneurysmError(
+            f"{path}: refused: loading it needs pickle to build objects other than tensors, "
+            "which could run code; this project's checkpoints never do. Re-save its state_dict "
+            "and metadata as plain tensors, lists and numbers where you trust the file"
+        ) from None
     except Exception as exc:  # a truncated or foreign file
         raise AneurysmError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise AneurysmError(f"{path}: not an aneurysm checkpoint (no state_dict)")
-    payload["state_dict"] = strip_prefixes(payload["state_dict"])
+    state = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise AneurysmError(f"{path}: not an aneurysm checkpoint (no state_dict of tensors)")
+    if not isinstance(payload.get("metadata", {}), dict):
+        raise AneurysmError(f"{path}: not an aneurysm checkpoint (metadata is not a mapping)")
+    payload["state_dict"] = strip_prefixes(state)
     return payload
 
 
