@@ -13,6 +13,16 @@ from ..errors import DataError
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: An angiogram is at most a few thousand pixels a side; a file declaring more than this is
+#: refused from its header, before anything is allocated (a decompression bomb).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def _check_size(path: Path, img: Image.Image) -> None:
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(path, f"refused: declares {width} x {height} px, over {MAX_IMAGE_PIXELS:,} "
+                              "px (a decompression bomb or a corrupt header)")
 
 
 def load_grayscale(path: str | Path) -> np.ndarray:
@@ -20,6 +30,7 @@ def load_grayscale(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as img:
+            _check_size(path, img)
             img.load()
             if img.mode in ("L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
                 gray = img.convert("L")
@@ -35,10 +46,17 @@ def load_grayscale(path: str | Path) -> np.ndarray:
         raise DataError(path, "image file not found") from None
     except UnidentifiedImageError:
         raise DataError(path, "not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError:
+        raise DataError(path, f"refused: declares over {MAX_IMAGE_PIXELS:,} px (a decompression "
+                              "bomb or a corrupt header)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(path, f"unreadable image ({exc})") from None
 
 
 def image_channels(path: str | Path) -> int:
-    with Image.open(path) as img:
-        return len(img.getbands())
+    try:
+        with Image.open(path) as img:
+            _check_size(Path(path), img)
+            return len(img.getbands())
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+        raise DataError(path, f"not a readable image ({exc.__class__.__name__})") from None

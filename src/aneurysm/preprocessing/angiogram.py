@@ -13,7 +13,8 @@ from PIL import Image
 from scipy import ndimage
 
 #: Bump when the algorithm changes, so no cache made by older code is ever served.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
+POLARITIES = ("auto", "keep", "refuse")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,15 @@ class PreprocessConfig:
     remove_text: bool = True
     border_dark_level: int = 40  # a band row/column has a median at or below this
     text_bright_level: int = 248  # DSA background is ~190-215; overlay text is near white
+    max_band_fraction: float = 0.25  # a border band removes at most this much of its side
+    polarity: str = "auto"  # bright vessels on black: "auto" inverts to DSA's, "refuse", "keep"
+
+    def __post_init__(self) -> None:
+        if self.polarity not in POLARITIES:
+            raise ValueError(f"preprocess.polarity must be one of {POLARITIES}, "
+                             f"got {self.polarity!r}")
+        if not 0.0 <= self.max_band_fraction < 0.5:
+            raise ValueError("preprocess.max_band_fraction must be in [0, 0.5)")
 
     def cache_params(self) -> dict:
         return {"algorithm": ALGORITHM_VERSION, **asdict(self)}
@@ -60,10 +70,40 @@ def overlay_text_mask(image: np.ndarray, bright_level: int = 248) -> np.ndarray:
     return ndimage.binary_dilation(mask, iterations=1)
 
 
+def is_inverted(image: np.ndarray) -> bool:
+    """Bright vessels on a dark field, as some exports and processed frames are. DSA's field
+    is light grey (190-215) with dark vessels; the central half of the frame is the field of
+    view whatever the border bands, so its median tells the polarity."""
+    h, w = image.shape
+    centre = image[h // 4:h - h // 4, w // 4:w - w // 4]
+    return float(np.median(centre)) < 100.0
+
+
+def dsa_polarity(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The image in DSA polarity: inverted if it is bright-on-dark (``polarity: auto``);
+    ``refuse`` raises ValueError instead, ``keep`` leaves it."""
+    if config.polarity == "keep" or not is_inverted(image):
+        return image
+    if config.polarity == "refuse":
+        raise ValueError("inverted polarity (bright vessels on a dark field); set "
+                         "preprocess.polarity: auto to invert it")
+    return 255 - image
+
+
+def kept_bands(image: np.ndarray, config: PreprocessConfig) -> tuple[int, int, int, int]:
+    """The border bands preprocessing removes: each at most ``max_band_fraction`` of its side,
+    so no detector error can reduce an image to a strip."""
+    if not config.remove_border:
+        return (0, 0, 0, 0)
+    h, w = image.shape
+    top, bottom, left, right = border_bands(image, config.border_dark_level)
+    cap_h, cap_w = int(config.max_band_fraction * h), int(config.max_band_fraction * w)
+    return min(top, cap_h), min(bottom, cap_h), min(left, cap_w), min(right, cap_w)
+
+
 def _crop(image: np.ndarray, config: PreprocessConfig) -> tuple[slice, slice]:
-    """The part of ``image`` preprocessing keeps: everything but the border bands."""
-    top, bottom, left, right = ((0, 0, 0, 0) if not config.remove_border
-                                else border_bands(image, config.border_dark_level))
+    """The part of ``image`` preprocessing keeps: everything but the (bounded) border bands."""
+    top, bottom, left, right = kept_bands(image, config)
     return slice(top, image.shape[0] - bottom), slice(left, image.shape[1] - right)
 
 
@@ -80,9 +120,11 @@ def _pad_square(image: np.ndarray, fill: int) -> np.ndarray:
 
 
 def clean_angiogram(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Crop border bands, erase overlay text, pad to square with background, resize; uint8 out."""
+    """DSA polarity, crop border bands, erase overlay text, pad to square with background,
+    resize; uint8 out."""
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
+    image = dsa_polarity(image, config)
     out = image[_crop(image, config)]
     background = int(np.median(out))
     if config.remove_text:
@@ -112,7 +154,7 @@ def footprint_cells(footprint: np.ndarray, image: np.ndarray, config: Preprocess
     map pointing one cell off is not punished."""
     if footprint.shape != image.shape:
         raise ValueError(f"footprint {footprint.shape} and image {image.shape} differ in size")
-    fp = _pad_square(footprint[_crop(image, config)], CELL_BACKGROUND)
+    fp = _pad_square(footprint[_crop(dsa_polarity(image, config), config)], CELL_BACKGROUND)
     lesion = _per_cell((fp >= 192).astype(np.uint8), grid, np.maximum).astype(bool)
     unknown = _per_cell(((fp >= 64) & (fp < 192)).astype(np.uint8), grid, np.maximum).astype(bool)
     unknown |= ndimage.binary_dilation(lesion, structure=np.ones((3, 3), bool))
@@ -134,7 +176,7 @@ def artery_cells(arteries: np.ndarray, image: np.ndarray, config: PreprocessConf
     padding: each cell takes the artery that covers most of its pixels, 0 where none does."""
     if arteries.shape != image.shape:
         raise ValueError(f"artery map {arteries.shape} and image {image.shape} differ in size")
-    labels = _pad_square(arteries[_crop(image, config)], 0)
+    labels = _pad_square(arteries[_crop(dsa_polarity(image, config), config)], 0)
     present = [int(k) for k in np.unique(labels) if k]
     out = np.zeros((grid, grid), dtype=np.uint8)
     if not present:

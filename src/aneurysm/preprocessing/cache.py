@@ -39,6 +39,8 @@ class CleanAngiogramd(MapTransform):
             error = ""
         except DataError as exc:
             pixels, error = np.zeros((1, 0, 0), dtype=np.uint8), exc.problem
+        except ValueError as exc:  # preprocess.polarity: refuse
+            pixels, error = np.zeros((1, 0, 0), dtype=np.uint8), str(exc)
         return {"sha256": item["sha256"], "image": pixels, "error": error}
 
 

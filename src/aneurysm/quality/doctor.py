@@ -85,11 +85,25 @@ def image_findings(facts: list[ImageFacts], patients: list[str]) -> list[Finding
         if f.error:
             out.append(Finding("unreadable_image", "error", f.path, f.error))
             continue
-        if any(f.border):
+        if f.blank:
+            out.append(Finding("blank_image", "warning", f.path,
+                               "a blank frame: one grey level throughout, no anatomy"))
+            continue
+        if f.inverted:
+            out.append(Finding("inverted_polarity", "warning", f.path,
+                               "bright vessels on a dark field, unlike DSA; preprocessing inverts "
+                               "it (preprocess.polarity)"))
+        if f.capped:
+            t, b, l, r = f.border
+            out.append(Finding("border_band_over_bound", "warning", f.path,
+                               f"dark bands (top {t}, bottom {b}, left {l}, right {r} px) would "
+                               f"remove {f.removed:.0%} of the image; preprocessing crops each "
+                               "to its bound (preprocess.max_band_fraction)"))
+        elif any(f.border):
             t, b, l, r = f.border
             out.append(Finding("border_band", "info", f.path,
-                               f"dark border band (top {t}, bottom {b}, left {l}, right {r} px); "
-                               "preprocessing crops it"))
+                               f"dark border band (top {t}, bottom {b}, left {l}, right {r} px, "
+                               f"{f.removed:.0%} of the image); preprocessing crops it"))
         if f.text_pixels:
             out.append(Finding("overlay_text", "info", f.path,
                                f"{f.text_pixels} px of burned-in overlay text; preprocessing "

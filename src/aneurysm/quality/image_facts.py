@@ -11,7 +11,13 @@ from PIL import Image
 from ..errors import DataError
 from ..io.hashing import file_sha256
 from ..io.images import image_channels, load_grayscale
-from ..preprocessing.angiogram import PreprocessConfig, border_bands, overlay_text_mask
+from ..preprocessing.angiogram import (
+    PreprocessConfig,
+    border_bands,
+    is_inverted,
+    kept_bands,
+    overlay_text_mask,
+)
 
 _PHASH_SIZE = 16  # 256-bit hash: different patients' similar views stay apart
 
@@ -25,8 +31,12 @@ class ImageFacts:
     channels: int = 0
     sha256: str = ""
     phash: bytes = b""
-    border: tuple[int, int, int, int] = (0, 0, 0, 0)
+    border: tuple[int, int, int, int] = (0, 0, 0, 0)  # dark bands as detected
     text_pixels: int = 0
+    inverted: bool = False  # bright vessels on a dark field
+    removed: float = 0.0  # fraction of the image the detected bands would remove
+    capped: bool = False  # the bands exceed preprocessing's bound: it removes less
+    blank: bool = False  # one grey level throughout: no anatomy at all
 
 
 def examine_image(path: str) -> ImageFacts:
@@ -40,13 +50,18 @@ def examine_image(path: str) -> ImageFacts:
         return ImageFacts(path, error=exc.problem)
     except OSError as exc:
         return ImageFacts(path, error=f"unreadable ({exc})")
-    bands = border_bands(gray, defaults.border_dark_level)
-    top, bottom, left, right = bands
-    inner = gray[top:gray.shape[0] - bottom, left:gray.shape[1] - right]
+    blank = int(gray.max()) - int(gray.min()) < 8
+    inverted = is_inverted(gray)
+    upright = 255 - gray if inverted else gray
+    bands = border_bands(upright, defaults.border_dark_level)
+    top, bottom, left, right = kept = kept_bands(upright, defaults)
+    h, w = gray.shape
+    removed = 1.0 - (h - bands[0] - bands[1]) * (w - bands[2] - bands[3]) / (h * w)
+    inner = upright[top:h - bottom, left:w - right]
     text = int(overlay_text_mask(inner, defaults.text_bright_level).sum())
     ph = imagehash.phash(Image.fromarray(gray), hash_size=_PHASH_SIZE).hash
-    return ImageFacts(path, "", gray.shape[1], gray.shape[0], channels, sha,
-                      np.packbits(ph.ravel()).tobytes(), bands, text)
+    return ImageFacts(path, "", w, h, channels, sha, np.packbits(ph.ravel()).tobytes(), bands,
+                      text, inverted and not blank, removed, kept != bands, blank)
 
 
 def near_duplicate_pairs(facts: list[ImageFacts], max_distance: int) -> list[tuple[int, int, int]]:
