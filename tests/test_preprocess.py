@@ -79,3 +79,22 @@ def test_preprocess_command_caches_a_source(kium_root, tmp_path):
     assert result.exit_code == 2 and "1001LI-A.jpg" in result.output
     result = CliRunner().invoke(cli, args + ["--skip-bad"])
     assert result.exit_code == 0 and "1 skipped" in result.output
+
+
+def test_a_corrupt_cache_entry_is_rebuilt_not_trusted(kium_root, tmp_path):
+    """A kill mid-write, a full disk or a stray file leaves an entry that must not be served."""
+    a, b = kium_root / "train_set" / "1001LI-A.jpg", kium_root / "train_set" / "1001RV-B.jpg"
+    config = PreprocessConfig(image_size=32)
+    cache = ImageCache(tmp_path / "c", config)
+    want_a, want_b = cache.load(a), cache.load(b)
+    entry_a = next(p for p in cache.dir.glob("*.pt") if p.stat().st_mtime_ns
+                   == min(q.stat().st_mtime_ns for q in cache.dir.glob("*.pt")))
+    entry_b = next(p for p in cache.dir.glob("*.pt") if p != entry_a)
+    good = entry_a.read_bytes()
+    for damaged in (good[: len(good) // 2], b"", b"junk, not an entry", entry_b.read_bytes()):
+        entry_a.write_bytes(damaged)
+        fresh = ImageCache(tmp_path / "c", config)
+        got = fresh.load(a)
+        assert np.array_equal(got, want_a)
+        assert np.array_equal(fresh.load(b), want_b)
+        assert entry_a.read_bytes() != damaged  # rewritten

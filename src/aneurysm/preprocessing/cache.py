@@ -44,6 +44,39 @@ class CleanAngiogramd(MapTransform):
         return {"sha256": item["sha256"], "image": pixels, "error": error}
 
 
+class VerifiedPersistentDataset(PersistentDataset):
+    """MONAI's PersistentDataset, but an entry is checked before it is served: one that does not
+    load (truncated by a kill, a full disk, junk) or is not what this item's preprocessing makes
+    (another file's content, another size) is deleted and rebuilt, never trusted. MONAI itself
+    re-raises most such errors, and moves its temporary file across file systems with a copy."""
+
+    def __init__(self, *args, image_size: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.image_size = image_size
+
+    def _valid(self, entry: object, item: dict) -> bool:
+        if not isinstance(entry, dict) or entry.get("sha256") != item["sha256"]:
+            return False
+        if entry.get("error"):
+            return True
+        image = entry.get("image")
+        return (isinstance(image, (torch.Tensor, np.ndarray)) and image.dtype in (torch.uint8,
+                np.uint8) and tuple(image.shape) == (1, self.image_size, self.image_size))
+
+    def _cachecheck(self, item_transformed: dict):
+        name = self.hash_func(item_transformed).decode("utf-8") + self.transform_hash
+        hashfile = Path(self.cache_dir) / f"{name}.pt"
+        if hashfile.is_file():
+            try:
+                entry = torch.load(hashfile, weights_only=True)
+            except Exception:  # noqa: BLE001 - any unreadable entry is rebuilt
+                entry = None
+            if self._valid(entry, item_transformed):
+                return entry
+            hashfile.unlink(missing_ok=True)
+        return super()._cachecheck(item_transformed)
+
+
 def _content_key(item: dict) -> bytes:
     return f"{item['sha256']}-{item['params']}".encode()
 
@@ -97,8 +130,10 @@ class ImageCache:
         return items
 
     def dataset(self, paths: Iterable[str | Path]) -> PersistentDataset:
-        return PersistentDataset(data=self._items(paths), transform=CleanAngiogramd(self.config),
-                                 cache_dir=self.dir, hash_func=_content_key)
+        return VerifiedPersistentDataset(data=self._items(paths),
+                                         transform=CleanAngiogramd(self.config),
+                                         cache_dir=self.dir, hash_func=_content_key,
+                                         image_size=self.config.image_size)
 
     def warm(self, paths: Iterable[str | Path], workers: int | None = None,
              progress: bool = True) -> dict[str, str]:
