@@ -86,6 +86,17 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     assert meta["model"]["head"] == "dense" and meta["image_size"] == 32
     assert meta["sources"] == {"adam": 4, "cada": 2, "lausanne": 4, "rsna2025": 5, "topcow": 2}
     assert len(meta["labels"]) == 21 and "projection" in meta and "torch" in meta["versions"]
+    # patient data hygiene: the RSNA DICOMs carry (fake) identifiers; no artefact holds them
+    from aneurysm.synth.dicom_writer import FAKE_BIRTH_DATE, FAKE_PATIENT_ID, FAKE_PATIENT_NAME
+
+    scanned = 0
+    for folder in (tmp_path / "pre", tmp_path / "cache"):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data, scanned = path.read_bytes(), scanned + 1
+                for secret in (FAKE_PATIENT_ID, FAKE_PATIENT_NAME, FAKE_BIRTH_DATE):
+                    assert secret.encode() not in data, (path, secret)
+    assert scanned > 50
     # fine-tuning starts from every pretrained weight: body, map and location heads alike
     config = load_config(cfg)
     model = build_model(config.model)

@@ -20,6 +20,7 @@ _CT = "1.2.840.10008.5.1.4.1.1.2"
 _MR = "1.2.840.10008.5.1.4.1.1.4"
 _ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 _PREFIX = "1.2.826.0.1.3680043.8.498."
+FAKE_PATIENT_ID, FAKE_PATIENT_NAME, FAKE_BIRTH_DATE = "FAKEPID", "Synthetic^Fake", "19230417"
 
 
 def _uid(rng: np.random.Generator) -> str:
@@ -36,7 +37,10 @@ def _base(sop_class: str, sop_uid: str, series_uid: str, study_uid: str, modalit
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
     ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid, study_uid
     ds.Modality = "CT" if modality == "CTA" else "MR"
-    ds.PatientID = series_uid[-12:]
+    # Fake identifiers, as a real export carries real ones: no artefact of ours may hold them.
+    ds.PatientID = f"{FAKE_PATIENT_ID}{series_uid[-6:]}"
+    ds.PatientName = f"{FAKE_PATIENT_NAME}{series_uid[-4:]}"
+    ds.PatientBirthDate = FAKE_BIRTH_DATE
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
