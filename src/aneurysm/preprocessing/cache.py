@@ -90,7 +90,7 @@ class ImageCache:
         self.root = Path(cache_dir).expanduser()
         self.dir = self.root / "preprocessed" / self.params
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "params.json").write_text(json.dumps(config.cache_params(), indent=1))
+        atomic_write_text(self.dir / "params.json", json.dumps(config.cache_params(), indent=1))
         self._hash_index_path = self.root / "content_hashes.json"
         self._hashes = self._read_hash_index()
         self._dirty = False  # only a newly hashed file makes the index worth rewriting

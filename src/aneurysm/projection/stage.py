@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..io.atomic import atomic_write_text
 from ..io.hashing import file_sha256, params_hash
 from ..io.volumes import load_dicom_series, load_nifti
 from ..schema import KIUM_VIEW_NAMES, StudyRecord, ViewImage
@@ -105,7 +106,7 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
     params = params_hash(config.cache_params())
     base = Path(cache_dir).expanduser() / "projections" / params
     base.mkdir(parents=True, exist_ok=True)
-    (base / "params.json").write_text(json.dumps(config.cache_params(), indent=1))
+    atomic_write_text(base / "params.json", json.dumps(config.cache_params(), indent=1))
     jobs, result = [], ProjectedSet([])
     for r in records:
         if r.volume is None:

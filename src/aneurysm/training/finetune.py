@@ -105,7 +105,7 @@ def combine_out_of_fold(run_dir: Path, n_folds: int) -> pd.DataFrame:
     oof = pd.concat([pd.read_csv(run_dir / f"fold_{k}" / "oof.csv", dtype={"study_id": str,
                                                                             "patient_id": str})
                      for k in range(n_folds)], ignore_index=True)
-    oof.to_csv(run_dir / "oof.csv", index=False)
+    atomic_write_text(run_dir / "oof.csv", oof.to_csv(index=False))
     truth = oof[[f"{n}_true" for n in LOCATION_NAMES]].to_numpy()
     probs = oof[[f"{n}_prob" for n in LOCATION_NAMES]].to_numpy()
     known = ~np.isnan(truth).any(axis=1)
