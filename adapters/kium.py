@@ -6,6 +6,8 @@ of a set in one folder, named ``{Index}{VIEW}.jpg`` (Index plain or zero-padded)
 
 from __future__ import annotations
 
+import csv
+
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -70,11 +72,20 @@ def read_label_table(csv_path: Path) -> pd.DataFrame:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(csv_path, f"not a readable CSV ({str(exc).splitlines()[0]})") from None
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        header = next(csv.reader(f), [])
     table.columns = [c.strip() for c in table.columns]
+    table.attrs["header"] = [c.strip() for c in header]  # as written: pandas renames duplicates
     return table
 
 
 def header_problems(columns: list[str]) -> list[str]:
+    """What is wrong with a header as written in the file (not as pandas renamed it)."""
+    if columns and not set(columns) & set(KIUM_COLUMNS) and columns[0].isdigit():
+        return [f"no header row: the first line is data ({', '.join(columns[:3])}, ...)"]
+    dups = sorted({c for c in columns if columns.count(c) > 1})
+    if dups:
+        return [f"duplicate columns {dups}"]
     missing = [c for c in KIUM_COLUMNS if c not in columns]
     extra = [c for c in columns if c not in KIUM_COLUMNS]
     problems = []
@@ -213,7 +224,7 @@ class KiumAdapter:
         folder = Path(folder)
         csv_path = folder / SPLITS[split][1]
         table = read_label_table(csv_path)
-        problems = header_problems(list(table.columns))
+        problems = header_problems(table.attrs["header"])
         if problems:
             raise DataError(csv_path, "wrong header: " + "; ".join(problems))
         duplicated = table["Index"].str.strip()
@@ -250,7 +261,7 @@ class KiumAdapter:
             except DataError as exc:
                 findings.append(Finding("csv_unreadable", "error", str(exc.path), exc.problem))
                 continue
-            for problem in header_problems(list(table.columns)):
+            for problem in header_problems(table.attrs["header"]):
                 findings.append(Finding("csv_header", "error", str(csv_path), problem))
             findings.extend(table_findings(table, csv_path, labelled=(split == "train")))
             findings.extend(layout_findings(scan, table, folder))
