@@ -1,6 +1,8 @@
 """DICOM series and NIfTI reading: slice order, multi-frame, rescale, canonical frame, errors."""
 
+import gzip
 import random
+import struct
 
 import nibabel as nib
 import numpy as np
@@ -8,7 +10,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
 from aneurysm.errors import DataError
 from aneurysm.io.volumes import load_dicom_series, load_nifti
@@ -82,6 +85,10 @@ def test_multiframe_file_with_shuffled_frames(tmp_path):
     ("no_position", "missing ImagePositionPatient"),
     ("orientation", "mixed slice orientations"),
     ("gap", "missing slice"),
+    ("uneven", r"non-uniform slice spacing \(2.00 to 2.60 mm\)"),
+    ("two_series", "two series in one folder"),
+    ("no_pixels", "has no pixel data"),
+    ("compressed", "compressed .*JPEG 2000.* install pylibjpeg"),
 ])
 def test_broken_series_are_named(tmp_path, fault, message):
     for k in (0, 1, 2, 3):
@@ -92,10 +99,46 @@ def test_broken_series_are_named(tmp_path, fault, message):
             kw["pos"] = False
         if fault == "orientation" and k == 3:
             kw["orientation"] = (0, 1, 0, 0, 0, -1)
+        if fault == "uneven" and k == 3:
+            kw["pos"] = [0.0, 0.0, 6.6]
         _slice(tmp_path, k, 5, **kw)
+    files = sorted(tmp_path.glob("*.dcm"))
+    ds = pydicom.dcmread(files[-1])
+    if fault == "two_series":
+        ds.SeriesInstanceUID = generate_uid()
+    if fault == "no_pixels":
+        del ds.PixelData
+    if fault == "compressed":  # JPEG 2000, and no decoder installed (none is a dependency)
+        ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + bytes(60)])
+    ds.save_as(files[-1], enforce_file_format=True)
     with pytest.raises(DataError, match=message) as err:
         load_dicom_series(tmp_path)
-    assert str(tmp_path) in str(err.value)
+    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("truncated", "v.nii.gz: (unreadable|not a readable)"),
+    ("four_d", r"expected a 3-D volume, got shape \(4, 5, 6, 2\)"),
+    ("nan", "3 voxel\\(s\\) are NaN or infinite"),
+    ("zero_affine", "affine is not invertible"),
+])
+def test_broken_nifti_is_named(tmp_path, fault, message):
+    data = np.ones((4, 5, 6, 2) if fault == "four_d" else (4, 5, 6), np.float32)
+    if fault == "nan":
+        data[0, 0, :3] = np.nan
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    if fault == "truncated":
+        path.write_bytes(path.read_bytes()[:-40])
+    if fault == "zero_affine":  # nibabel will not write one: zero the sform in the header bytes
+        raw = bytearray(gzip.decompress(path.read_bytes()))
+        raw[252:256] = struct.pack("<hh", 0, 1)  # qform_code 0, sform_code 1
+        raw[280:328] = bytes(48)  # srow_x, srow_y, srow_z
+        path.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(DataError, match=message) as err:
+        load_nifti(path)
+    assert "\n" not in str(err.value)
 
 
 def test_nifti_is_reoriented_to_canonical(tmp_path):

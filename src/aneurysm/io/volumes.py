@@ -68,6 +68,9 @@ def load_nifti(path: str | Path) -> Volume:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataError(path, f"expected a 3-D volume, got shape {data.shape}")
+    bad = int(data.size - np.isfinite(data).sum())
+    if bad:
+        raise DataError(path, f"{bad} voxel(s) are NaN or infinite")
     return Volume(data, img.affine)
 
 
@@ -126,6 +129,30 @@ def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
                                                              else 0.0)
 
 
+def _read_dicom(path: Path) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path)
+    except (InvalidDicomError, AttributeError, ValueError, OSError, EOFError) as exc:
+        raise DataError(path, f"unreadable DICOM file ({exc.__class__.__name__})") from None
+
+
+def _pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """The stored pixels as float32, with an error that says what is missing."""
+    if "PixelData" not in ds and "FloatPixelData" not in ds:
+        raise DataError(path, "DICOM file has no pixel data")
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    try:
+        return ds.pixel_array.astype(np.float32)
+    except (RuntimeError, NotImplementedError) as exc:
+        if syntax is not None and syntax.is_compressed:
+            raise DataError(path, f"pixel data is compressed ({syntax.name}) and no installed "
+                                  "decoder handles it: install pylibjpeg with pylibjpeg-libjpeg "
+                                  "and pylibjpeg-openjpeg, or python-gdcm") from None
+        raise DataError(path, f"undecodable pixel data ({exc.__class__.__name__})") from None
+    except (AttributeError, ValueError, KeyError) as exc:
+        raise DataError(path, f"unreadable pixel data ({exc.__class__.__name__})") from None
+
+
 def load_dicom_series(folder: str | Path) -> Volume:
     """Stack a series' slices in the order of their position along the slice normal."""
     folder = Path(folder)
@@ -137,12 +164,16 @@ def load_dicom_series(folder: str | Path) -> Volume:
     slices = []  # (position, pixels, sop, frame)
     orientation0 = None
     spacing0 = None
+    series0 = None
     for path in files:
-        try:
-            ds = pydicom.dcmread(path)
-            pixels = ds.pixel_array.astype(np.float32)
-        except (InvalidDicomError, AttributeError, ValueError, OSError) as exc:
-            raise DataError(path, f"unreadable DICOM file ({exc.__class__.__name__})") from None
+        ds = _read_dicom(path)
+        series = str(ds.get("SeriesInstanceUID", ""))
+        if series0 is None:
+            series0 = series
+        elif series != series0:
+            raise DataError(folder, f"two series in one folder ({path.name} belongs to "
+                                    f"{series[-12:]}, the first file to {series0[-12:]})")
+        pixels = _pixels(ds, path)
         positions, orientation, spacing = _frame_geometry(ds, folder, path.name)
         if orientation0 is None:
             orientation0, spacing0 = orientation, spacing
@@ -170,6 +201,9 @@ def load_dicom_series(folder: str | Path) -> Volume:
             where = int(np.argmax(gaps > 1.5 * step))
             raise DataError(folder, f"missing slice(s) between positions {along[where]:.1f} and "
                                     f"{along[where + 1]:.1f} mm")
+        if gaps.max() > 1.1 * step:  # stacking at one step would distort the anatomy
+            raise DataError(folder, f"non-uniform slice spacing ({step:.2f} to "
+                                    f"{float(gaps.max()):.2f} mm)")
     else:
         step = float(spacing0[0])
     data = np.stack([s[1] for s in slices]).transpose(2, 1, 0)  # (column, row, slice)
