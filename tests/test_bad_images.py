@@ -2,8 +2,10 @@
 traceback, and preprocessing never reduces an image to nothing."""
 
 import io
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +91,39 @@ def test_the_doctor_flags_inverted_images_and_bands_over_the_bound(kium_root):
                for s in lines), proc.stdout
     for name in ("1001RI-A.jpg", "1001RI-B.jpg"):
         assert any("blank_image" in s and name in s for s in lines), proc.stdout
+
+
+def test_paths_with_spaces_non_ascii_and_symlink_loops(kium_master, tmp_path):
+    import os
+    import shutil
+
+    from click.testing import CliRunner
+
+    from aneurysm.cli.main import cli
+    from aneurysm.registry import get_adapter
+
+    root = Path(shutil.copytree(kium_master, tmp_path / "Daten ü 1" / "kium"))
+    folder = root / "train_set"
+    os.symlink(folder, folder / "loop")  # a folder that contains itself
+    os.symlink("loop_b", folder / "loop_a")  # two links pointing at each other
+    os.symlink("loop_a", folder / "loop_b")
+    assert len(get_adapter("kium").load(root, "train")) == 10
+    result = CliRunner().invoke(cli, ["check", "--root", str(root), "--workers", "1",
+                                      "--show", "50"])
+    assert result.exit_code == 0, result.output
+    assert "loop_a" in result.output and "unmatched_file" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder: no permission to deny")
+def test_an_unreadable_data_root_is_one_line(kium_master, tmp_path):
+    import shutil
+
+    root = Path(shutil.copytree(kium_master, tmp_path / "kium"))
+    (root / "train_set").chmod(0)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "aneurysm", "check", "--root", str(root)],
+                              capture_output=True, text=True)
+    finally:
+        (root / "train_set").chmod(0o755)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "train_set" in proc.stderr.strip().splitlines()[-1]

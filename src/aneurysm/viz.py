@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io.atomic import atomic_path  # noqa: E402
+from .io.images import write_image  # noqa: E402
 
 
 def save_montage(images: Sequence[np.ndarray | None], titles: Sequence[str], path: str | Path,
@@ -69,7 +70,4 @@ def save_overlay_montage(images: Sequence[np.ndarray | None], maps: Sequence[np.
                 rgb = (1 - alpha) * rgb + alpha * colormap(h)[..., :3]
             canvas.paste(Image.fromarray((rgb * 255).round().astype(np.uint8)), (x, y))
         draw.text((x + 4, y + tile + 2), caption, fill="black", font=font)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
-    return path
+    return write_image(path, canvas)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,10 @@ from ..registry import adapter_classes, get_adapter, source_root
 console = Console(stderr=False)
 
 
+_ENVIRONMENT_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                       errno.EFBIG}
+
+
 class UserError(click.ClickException):
     """A one-line error, exit code 2, no traceback."""
 
@@ -31,6 +36,11 @@ class Group(click.Group):
             return super().invoke(ctx)
         except AneurysmError as exc:
             raise UserError(str(exc)) from None
+        except OSError as exc:  # the machine's fault, not ours: a denied folder, a full disk
+            if exc.errno not in _ENVIRONMENT_ERRORS:
+                raise
+            where = exc.filename or "(unknown path)"
+            raise UserError(f"{where}: {exc.strerror or exc.__class__.__name__}") from None
 
 
 @click.group(cls=Group)

@@ -30,6 +30,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, _MODE)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename is None:  # a short write names no file: name the one we were writing
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

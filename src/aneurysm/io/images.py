@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ..errors import DataError
+from .atomic import atomic_write_bytes
 
 # A truncated JPEG must fail loudly, never decode silently into a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -51,6 +53,18 @@ def load_grayscale(path: str | Path) -> np.ndarray:
                               "bomb or a corrupt header)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(path, f"unreadable image ({exc})") from None
+
+
+def write_image(path: str | Path, image: Image.Image | np.ndarray, **params) -> Path:
+    """Encode in memory, then write atomically through Python's file I/O. PIL's own
+    ``save(path)`` writes through its C encoder and ignores a short write: on a full disk it
+    leaves a silently truncated image and reports success."""
+    path = Path(path)
+    pil = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(path.suffix.lower(), "PNG")
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt, **params)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def image_channels(path: str | Path) -> int:

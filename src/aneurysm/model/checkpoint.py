@@ -39,8 +39,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any]
     """Write atomically: a killed process never leaves a half-written checkpoint."""
     model = getattr(model, "module", model)
     payload = {"state_dict": strip_prefixes(model.state_dict()), "metadata": metadata, **extra}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except RuntimeError as exc:  # torch's zip writer reports a short write (a full disk) so
+        raise AneurysmError(f"{path}: could not write the checkpoint "
+                            f"({str(exc).splitlines()[0][:120]})") from None
     return Path(path)
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..io.atomic import atomic_write_text
+from ..io.images import write_image
 from ..io.hashing import file_sha256, params_hash
 from ..io.volumes import load_dicom_series, load_nifti
 from ..schema import KIUM_VIEW_NAMES, StudyRecord, ViewImage
@@ -85,10 +86,10 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, 
         for name, image in out.views.items():
             if image is None:
                 continue
-            Image.fromarray(image).save(tmp / f"{name}.png")
-            Image.fromarray(out.footprints[name]).save(footprint_path(tmp / f"{name}.png"))
+            write_image(tmp / f"{name}.png", image)
+            write_image(footprint_path(tmp / f"{name}.png"), out.footprints[name])
             if ref.arteries:
-                Image.fromarray(out.arteries[name]).save(artery_path(tmp / f"{name}.png"))
+                write_image(artery_path(tmp / f"{name}.png"), out.arteries[name])
         (tmp / "positions.json").write_text(json.dumps(out.positions))
         try:
             os.replace(tmp, target)

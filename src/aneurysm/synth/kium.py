@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from ..errors import AneurysmError
+from ..io.images import write_image
 from ..schema import KIUM_COLUMNS, KIUM_VIEWS, LOCATION_NAMES
 from .anatomy import add_aneurysms, sample_anatomy
 from .cohort import PREVALENCE, sample_cohort_labels, sample_indices
@@ -86,7 +87,7 @@ def _render_patient(job: _PatientJob) -> dict[str, list]:
         pil = Image.fromarray(image)
         if job.messy and rng.random() < 0.3:
             pil = pil.convert("RGB")
-        pil.save(folder / f"{job.index}{view.name}.jpg", quality=job.jpeg_quality)
+        write_image(folder / f"{job.index}{view.name}.jpg", pil, quality=job.jpeg_quality)
     return marks
 
 
