@@ -174,8 +174,8 @@ def test_domain_randomisation_re_renders_projected_views_only(projected):
 
 
 def test_parallel_projection_after_torch_ran_does_not_hang(external_root, tmp_path):
-    """A worker forked after torch's OpenMP pool ran hangs in its first grid_sample; the pool is
-    spawned instead. A subprocess turns a hang into a failure."""
+    """A worker forked after torch's OpenMP pool ran hangs in its first grid_sample; the
+    workers run torch on one thread. A subprocess turns a hang into a failure."""
     script = f"""
 import sys, torch
 torch.set_num_threads(2)
@@ -191,3 +191,14 @@ print(sum(v.present for r in done.records for v in r.views))
                          timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) >= 4 * 4  # four cases, at least the carotid views each
+
+
+def test_a_single_artery_3dra_is_a_carotid_injection_not_a_vertebral_one(external_root, tmp_path):
+    """CADA's 3DRA volumes hold an injected carotid tree entering from below (with what reflux
+    and cross-filling fill): it must appear in carotid views, never in the vertebral ones."""
+    records = get_adapter("cada").load(external_root / "cada")
+    projected = project_records(records, tmp_path / "c", workers=1, progress=False).records
+    assert len(projected) == len(records) == 2
+    for r in projected:
+        present = {v.view[:2] for v in r.views if v.present}
+        assert present and present <= {"LI", "RI"}, (r.study_id, present)

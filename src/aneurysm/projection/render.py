@@ -25,7 +25,7 @@ from .territory import entry_seeds, grow_territories
 from .volume_prep import occupancy, resample_isotropic, vessel_bright
 
 #: Bump when the algorithm changes, so no cached projection from older code is served.
-ALGORITHM_VERSION = 4
+ALGORITHM_VERSION = 5
 MODES = ("drr", "mip")
 
 #: Footprint pixel values: an aneurysm lies on the ray; only an unknown label does; nothing does.

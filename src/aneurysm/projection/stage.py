@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -126,10 +125,10 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
     elif workers == 1 or len(jobs) < 3:
         outcomes = [_project_one(j) for j in tqdm(jobs, **bar)]
     else:
-        # Spawned, not forked: a child forked after the parent ran torch's OpenMP pool hangs in
-        # its first parallel region (the renderer's grid_sample).
-        with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        # One torch thread per worker: a child forked after the parent ran torch's OpenMP pool
+        # hangs in its first parallel region (the renderer's grid_sample); a single thread
+        # never enters one. (Spawning would also do, but would re-run a user's unguarded script.)
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
             outcomes = list(tqdm(pool.map(_project_one, jobs), **bar))
     folders = done | {id(job[0]): outcome for job, outcome in zip(jobs, outcomes)}
     for r in records:

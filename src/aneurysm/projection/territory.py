@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import dijkstra
 from ..schema import TERRITORIES
 
 _ENTRY_MM = 20.0  # the height above a vessel piece's bottom where its trunks are entries
+_ONE_ARTERY_MM = 15.0  # entries closer than this, across and front to back, are one artery
 
 
 def _neighbour_graph(mask: np.ndarray, spacing: float, fill: np.ndarray | None = None
@@ -81,7 +82,8 @@ def entry_seeds(mask: np.ndarray, spacing: float) -> np.ndarray:
     entry, seeded at its lowest 2 cm (a piece, not only the slab at the very bottom: bone
     removal or a thin stretch can break a trunk). Entries split into carotids (anterior) and
     vertebrals (posterior) at the widest gap between them from front to back; a carotid's side
-    is read against the vessels' own midline (RAS+: x grows to the patient's right).
+    is read against the vessels' own midline (RAS+: x grows to the patient's right). A single
+    entry is one injected carotid (3DRA); its side is guessed from where its tree spreads.
     """
     seeds = np.zeros(mask.shape, dtype=np.uint8)
     parts, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
@@ -106,6 +108,15 @@ def entry_seeds(mask: np.ndarray, spacing: float) -> np.ndarray:
                 entries.append((voxels, voxels[:, 0].mean(), voxels[:, 1].mean()))
     if not entries:
         return _halves(mask)
+    xy = np.array([[e[1], e[2]] for e in entries]) * spacing
+    if np.ptp(xy, axis=0).max() < _ONE_ARTERY_MM:  # one artery injected (a 3DRA): a carotid,
+        voxels = np.concatenate([e[0] for e in entries])  # far the commoner
+        x = voxels[:, 0].mean()
+        # Its side is a guess: the filled tree (A1, ACOM, cross-filling) lies mostly medial
+        # to the entering trunk, as it does for every 3DRA of the anatomy model.
+        side = "LI" if np.median(coords[:, 0]) > x else "RI"
+        seeds[tuple(voxels.T)] = TERRITORIES.index(side) + 1
+        return seeds
     y = np.array([e[2] for e in entries])
     order = np.sort(y)
     gaps = np.diff(order)
