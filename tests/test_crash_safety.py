@@ -2,6 +2,10 @@
 exit, and the earlier result untouched (no half-written file, no temporary left behind)."""
 
 import hashlib
+import os
+import random
+import signal
+import time
 import subprocess
 import sys
 
@@ -44,3 +48,80 @@ def test_a_full_disk_is_one_line_and_keeps_the_earlier_result(tmp_path):
     assert last.startswith("Error: ") and "File too large" in last and ".jpg" in last
     assert _digest(out) == before  # nothing of the earlier root changed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kium"]  # no temporary left
+
+
+def _killed(args, delay, env):
+    """Start ``aneurysm ARGS`` in its own process group and SIGKILL the group after ``delay``
+    seconds (if it is still running): a power cut, the OOM killer, a cancelled job."""
+    proc = subprocess.Popen([sys.executable, "-m", "aneurysm", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+    assert proc.returncode == 0, proc.stderr.read().decode()[-1500:]
+    return False
+
+
+def _finish(args, env) -> float:
+    """Run to completion; return the wall time, from which the kill times are drawn."""
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "aneurysm", *args], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    return time.monotonic() - start
+
+
+def _resume(run) -> list[str]:
+    return ["--resume"] if (run / "config.yaml").exists() else []
+
+
+def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_master,
+                                                          tmp_path, cfg):
+    """Seeded SIGKILLs during preprocessing, projection with pretraining, and fine-tuning (7
+    each, at random fractions of an uninterrupted run's time); every rerun neither crashes
+    nor reuses a partial file, and the fine-tuning resumed through 7 kills ends exactly where
+    an uninterrupted run does."""
+    import numpy as np
+
+    from aneurysm.preprocessing import ImageCache, PreprocessConfig
+
+    rng = random.Random(0)
+    clean = {**os.environ, "ANEURYSM_CACHE": str(tmp_path / "clean")}
+    env = {**os.environ, "ANEURYSM_CACHE": str(tmp_path / "cache")}
+    kills = 0
+    pre = ["preprocess", "--root", str(kium_master), "--image-size", "40"]
+    whole = _finish(pre, clean)
+    for _ in range(7):
+        kills += _killed(pre, rng.uniform(0.15, 0.6) * whole, env)
+    _finish(pre, env)
+    killed_cache = ImageCache(tmp_path / "cache", PreprocessConfig(image_size=40))
+    clean_cache = ImageCache(tmp_path / "clean", PreprocessConfig(image_size=40))
+    for path in sorted((kium_master / "train_set").glob("*.jpg")):
+        assert np.array_equal(killed_cache.load(path), clean_cache.load(path))
+
+    def pretrain(out):
+        return ["pretrain", "--data-root", str(external_master), "--config", str(cfg),
+                "--out", str(out)]
+
+    whole = _finish(pretrain(tmp_path / "pre_whole"), clean)
+    out = tmp_path / "pre"
+    for _ in range(7):
+        kills += _killed(pretrain(out) + _resume(out), rng.uniform(0.15, 0.6) * whole, env)
+    _finish(pretrain(out) + _resume(out), env)
+    assert (out / "pretrained.pt").is_file()
+
+    def finetune(run):
+        return ["finetune", "--root", str(kium_master), "--config", str(cfg), "--folds", "2",
+                "--out", str(run), "--init", str(out / "pretrained.pt")]
+
+    whole = _finish(finetune(tmp_path / "whole"), env)
+    run = tmp_path / "killed"
+    for _ in range(7):
+        kills += _killed(finetune(run) + _resume(run), rng.uniform(0.15, 0.6) * whole, env)
+    _finish(finetune(run) + _resume(run), env)
+    assert (run / "oof.csv").read_text() == (tmp_path / "whole" / "oof.csv").read_text()
+    assert kills >= 15, kills  # a draw lands after its run ended only if a rerun is faster
