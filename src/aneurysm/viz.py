@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io.atomic import atomic_path  # noqa: E402
+from .io.atomic import atomic_savefig  # noqa: E402
 from .io.images import write_image  # noqa: E402
 
 
@@ -35,11 +35,9 @@ def save_montage(images: Sequence[np.ndarray | None], titles: Sequence[str], pat
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=75)
+    atomic_savefig(fig, path, dpi=75)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def save_overlay_montage(images: Sequence[np.ndarray | None], maps: Sequence[np.ndarray | None],

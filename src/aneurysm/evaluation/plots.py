@@ -13,12 +13,11 @@ import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from ..io.atomic import atomic_path  # noqa: E402
+from ..io.atomic import atomic_savefig  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
 
 

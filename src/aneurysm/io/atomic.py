@@ -49,3 +49,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def atomic_savefig(fig, path: str | Path, dpi: int = 100) -> Path:
+    """A matplotlib figure, written whole or not at all, in the format its suffix names."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    return path

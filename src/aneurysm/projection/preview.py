@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..io.atomic import atomic_path  # noqa: E402
+from ..io.atomic import atomic_savefig  # noqa: E402
 from ..io.images import load_grayscale  # noqa: E402
 from ..schema import KIUM_VIEW_NAMES, StudyRecord  # noqa: E402
 from .render import ProjectionConfig  # noqa: E402
@@ -68,8 +68,6 @@ def save_sources_preview(sources: dict[str, list[StudyRecord]], path: str | Path
     fig.suptitle("K-ium views (top) and projected external cases in the same views; "
                  "red: aneurysm footprints", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=70)
+    atomic_savefig(fig, path, dpi=70)
     plt.close(fig)
-    return path
+    return Path(path)
