@@ -125,3 +125,29 @@ def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_
     _finish(finetune(run) + _resume(run), env)
     assert (run / "oof.csv").read_text() == (tmp_path / "whole" / "oof.csv").read_text()
     assert kills >= 15, kills  # a draw lands after its run ended only if a rerun is faster
+
+
+def test_two_processes_preparing_one_cache_at_once(kium_master, external_master, tmp_path, cfg):
+    """Two torchrun ranks, or two users, warming the same cache together: both succeed, and the
+    cache serves what a single process would have made."""
+    import numpy as np
+
+    from aneurysm.preprocessing import ImageCache, PreprocessConfig
+
+    env = {**os.environ, "ANEURYSM_CACHE": str(tmp_path / "cache")}
+    jobs = [["preprocess", "--root", str(kium_master), "--image-size", "40"],
+            ["sources", "--data-root", str(external_master), "--preview",
+             str(tmp_path / "p1.png")]]
+    for args in jobs:
+        procs = [subprocess.Popen([sys.executable, "-m", "aneurysm", *args[:-1],
+                                   args[-1].replace("p1", f"p{k}")], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for k in range(2)]
+        for p in procs:
+            assert p.wait() == 0, p.stderr.read().decode()[-1500:]
+    shared = ImageCache(tmp_path / "cache", PreprocessConfig(image_size=40))
+    alone = ImageCache(tmp_path / "alone", PreprocessConfig(image_size=40))
+    for path in sorted((kium_master / "train_set").glob("*.jpg")):
+        assert np.array_equal(shared.load(path), alone.load(path))
+    projections = [p for p in (tmp_path / "cache" / "projections").rglob("positions.json")]
+    assert projections and not list((tmp_path / "cache" / "projections").rglob(".proj.*"))
