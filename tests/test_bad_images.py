@@ -127,3 +127,38 @@ def test_an_unreadable_data_root_is_one_line(kium_master, tmp_path):
         (root / "train_set").chmod(0o755)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "train_set" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("case", ["zero bytes", "text named .jpg", "truncated", "png named .jpg",
+                                  "16-bit", "1x1"])
+def test_odd_image_files_read_or_fail_in_one_line(tmp_path, case):
+    path = tmp_path / "1001LI-A.jpg"
+    grey = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    buf = io.BytesIO()
+    if case == "zero bytes":
+        path.write_bytes(b"")
+    elif case == "text named .jpg":
+        path.write_text("Index,Aneurysm\n1001,0\n")
+    elif case == "truncated":
+        Image.fromarray(grey).save(buf, "JPEG")
+        path.write_bytes(buf.getvalue()[:300])
+    elif case == "png named .jpg":
+        Image.fromarray(grey).save(buf, "PNG")
+        path.write_bytes(buf.getvalue())
+    elif case == "16-bit":
+        Image.fromarray(grey.astype(np.uint16) * 257).save(buf, "PNG")
+        path.write_bytes(buf.getvalue())
+    else:
+        Image.fromarray(np.full((1, 1), 200, np.uint8)).save(buf, "JPEG")
+        path.write_bytes(buf.getvalue())
+    if case in ("zero bytes", "text named .jpg", "truncated"):
+        with pytest.raises(DataError) as err:
+            load_grayscale(path)
+        assert "1001LI-A.jpg" in str(err.value) and "\n" not in str(err.value)
+        return
+    image = load_grayscale(path)
+    assert image.dtype == np.uint8 and image.ndim == 2
+    if case != "1x1":  # the content is read, not guessed from the name
+        assert np.corrcoef(image.ravel().astype(float), grey.ravel())[0, 1] > 0.99
+    out = clean_angiogram(image, PreprocessConfig(image_size=32))
+    assert out.shape == (32, 32)
