@@ -34,6 +34,12 @@ def test_unknown_source_and_bad_config_are_one_line_errors(tmp_path):
     cfg.write_text("preprocess:\n  image_sise: 3\n")
     result = CliRunner().invoke(cli, ["config", "--config", str(cfg)])
     assert result.exit_code == 2 and "image_sise" in result.output
+    for section, key, value in (("preprocess", "polarity", "upside"),
+                                ("projection", "mode", "xray")):
+        cfg.write_text(f"{section}:\n  {key}: {value}\n")
+        result = CliRunner().invoke(cli, ["config", "--config", str(cfg)])
+        assert result.exit_code == 2 and f"got '{value}'" in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_data_root_environment_variable(kium_root, monkeypatch):

@@ -60,7 +60,10 @@ def _build(cls: type[T], values: Any, where: str) -> T:
             kwargs[name] = _build(hint, value, f"{where}.{name}")
         else:
             kwargs[name] = _coerce(hint, value, f"{where}.{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a section's own check (__post_init__): one line, no traceback
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
