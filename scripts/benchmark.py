@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from aneurysm.config import load_config
 from aneurysm.model import build_model
-from aneurysm.preprocessing import CELL_UNKNOWN
+from aneurysm.preprocessing import ARTERY_UNKNOWN, CELL_UNKNOWN
 from aneurysm.schema import KIUM_VIEW_NAMES, view_index
 from aneurysm.training.arrays import FOOTPRINT_STRIDE, StudyArrays
 from aneurysm.training.augment import prepare_batch
@@ -38,8 +38,10 @@ from aneurysm.training.dataset import StudyDataset
 from aneurysm.training.loop import resolve_device, train_epoch
 
 
-def synthetic_arrays(n: int, size: int, seed: int = 0) -> StudyArrays:
-    """K-ium-shaped arrays with random pixels: throughput does not depend on the content."""
+def synthetic_arrays(n: int, size: int, seed: int = 0, projected: bool = False) -> StudyArrays:
+    """K-ium-shaped arrays with random pixels: throughput does not depend on the content.
+    ``projected``: every study is a projected external one, as in pretraining, so augmentation
+    also re-renders it (domain randomisation)."""
     rng = np.random.default_rng(seed)
     v, grid = len(KIUM_VIEW_NAMES), size // FOOTPRINT_STRIDE
     return StudyArrays(
@@ -50,7 +52,9 @@ def synthetic_arrays(n: int, size: int, seed: int = 0) -> StudyArrays:
         presence_known=np.ones(n, bool), locations=np.zeros((n, 21), np.float32),
         location_known=np.ones((n, 21), bool), group_members=np.zeros((n, 0, 21), np.float32),
         group_targets=np.zeros((n, 0), np.float32), group_valid=np.zeros((n, 0), bool),
-        footprints=np.full((n, v, grid, grid), CELL_UNKNOWN, np.uint8))
+        footprints=np.full((n, v, grid, grid), CELL_UNKNOWN, np.uint8),
+        arteries=np.full((n, v, grid, grid), ARTERY_UNKNOWN, np.uint8),
+        projected=np.full(n, projected, bool))
 
 
 def bare_loop(model, batch, steps: int) -> float:
@@ -97,6 +101,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--json", default="runs/benchmark.json")
+    ap.add_argument("--projected", action="store_true",
+                    help="projected external studies, as in pretraining (domain randomisation on)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,7 +111,8 @@ def main() -> None:
                                        "train": {"batch_size": args.batch_size}})
     device = resolve_device(args.device)
     size, n_views = config.preprocess.image_size, len(KIUM_VIEW_NAMES)
-    arrays = synthetic_arrays(max(4 * args.batch_size, args.batch_size * args.steps), size)
+    arrays = synthetic_arrays(max(4 * args.batch_size, args.batch_size * args.steps), size,
+                              projected=args.projected)
     torch.manual_seed(0)
     model = build_model(config.model).to(device)
     fixed = prepare_batch({k: torch.as_tensor(getattr(arrays, k)[:args.batch_size]).to(device)

@@ -38,7 +38,9 @@ def render_tables(pixels: torch.Tensor, config: DomainConfig, g: torch.Generator
     """(N, 256) lookup tables re-rendering N uint8 projected views: each view's background is
     its median grey level; mu and the background level are drawn per view."""
     n = pixels.shape[0]
-    background = pixels.median(dim=1).values.float().clamp_min(1.0)[:, None]  # (N, 1)
+    # the background fills most of a projected view: the median of every 7th pixel finds it at
+    # a seventh of the cost of all of them (a full median was half of the augmentation's time)
+    background = pixels[:, ::7].median(dim=1).values.float().clamp_min(1.0)[:, None]  # (N, 1)
     mu = _uniform(n, config.mu_low, config.mu_high, g)[:, None]
     level = _uniform(n, config.background_low, config.background_high, g)[:, None]
     grey = torch.arange(256, device=pixels.device, dtype=torch.float32)[None]
