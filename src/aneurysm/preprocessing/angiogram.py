@@ -90,15 +90,20 @@ def dsa_polarity(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return 255 - image
 
 
+def cap_bands(bands: tuple[int, int, int, int], shape: tuple[int, ...],
+              config: PreprocessConfig) -> tuple[int, int, int, int]:
+    """Detected bands, each cut to ``max_band_fraction`` of its side, so no detector error can
+    reduce an image to a strip."""
+    top, bottom, left, right = bands
+    cap_h, cap_w = (int(config.max_band_fraction * side) for side in shape[:2])
+    return min(top, cap_h), min(bottom, cap_h), min(left, cap_w), min(right, cap_w)
+
+
 def kept_bands(image: np.ndarray, config: PreprocessConfig) -> tuple[int, int, int, int]:
-    """The border bands preprocessing removes: each at most ``max_band_fraction`` of its side,
-    so no detector error can reduce an image to a strip."""
+    """The border bands preprocessing removes, bounded."""
     if not config.remove_border:
         return (0, 0, 0, 0)
-    h, w = image.shape
-    top, bottom, left, right = border_bands(image, config.border_dark_level)
-    cap_h, cap_w = int(config.max_band_fraction * h), int(config.max_band_fraction * w)
-    return min(top, cap_h), min(bottom, cap_h), min(left, cap_w), min(right, cap_w)
+    return cap_bands(border_bands(image, config.border_dark_level), image.shape, config)
 
 
 def _crop(image: np.ndarray, config: PreprocessConfig) -> tuple[slice, slice]:

@@ -37,10 +37,9 @@ class CleanAngiogramd(MapTransform):
         try:
             pixels = clean_angiogram(load_grayscale(path), self.config)[None]
             error = ""
-        except DataError as exc:
-            pixels, error = np.zeros((1, 0, 0), dtype=np.uint8), exc.problem
-        except ValueError as exc:  # preprocess.polarity: refuse
-            pixels, error = np.zeros((1, 0, 0), dtype=np.uint8), str(exc)
+        except (DataError, ValueError) as exc:  # ValueError: preprocess.polarity: refuse
+            problem = exc.problem if isinstance(exc, DataError) else str(exc)
+            pixels, error = np.zeros((1, 0, 0), dtype=np.uint8), problem
         return {"sha256": item["sha256"], "image": pixels, "error": error}
 
 

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from ..errors import DataError
 from ..io.atomic import atomic_write_text
-from ..io.images import write_image
 from ..io.hashing import file_sha256, params_hash
+from ..io.images import write_image
 from ..io.volumes import load_dicom_series, load_nifti
 from ..schema import KIUM_VIEW_NAMES, StudyRecord, ViewImage
 from . import annotations
@@ -120,9 +119,7 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
     done = {id(j[0]): (j[1], "") for j in jobs if (Path(j[1]) / "positions.json").is_file()}
     jobs = [j for j in jobs if id(j[0]) not in done]
     bar = dict(total=len(jobs), desc="project 3-D", unit="volume", disable=not progress)
-    if not jobs:
-        outcomes = []
-    elif workers == 1 or len(jobs) < 3:
+    if workers == 1 or len(jobs) < 3:
         outcomes = [_project_one(j) for j in tqdm(jobs, **bar)]
     else:
         # One torch thread per worker: a child forked after the parent ran torch's OpenMP pool

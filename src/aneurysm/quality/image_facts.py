@@ -14,8 +14,8 @@ from ..io.images import image_channels, load_grayscale
 from ..preprocessing.angiogram import (
     PreprocessConfig,
     border_bands,
-    is_inverted,
-    kept_bands,
+    cap_bands,
+    dsa_polarity,
     overlay_text_mask,
 )
 
@@ -51,10 +51,10 @@ def examine_image(path: str) -> ImageFacts:
     except OSError as exc:
         return ImageFacts(path, error=f"unreadable ({exc})")
     blank = int(gray.max()) - int(gray.min()) < 8
-    inverted = is_inverted(gray)
-    upright = 255 - gray if inverted else gray
+    upright = dsa_polarity(gray, defaults)  # as preprocessing sees it
+    inverted = upright is not gray  # dsa_polarity returns its input unless it inverted it
     bands = border_bands(upright, defaults.border_dark_level)
-    top, bottom, left, right = kept = kept_bands(upright, defaults)
+    top, bottom, left, right = kept = cap_bands(bands, upright.shape, defaults)
     h, w = gray.shape
     removed = 1.0 - (h - bands[0] - bands[1]) * (w - bands[2] - bands[3]) / (h * w)
     inner = upright[top:h - bottom, left:w - right]
