@@ -1,93 +1,49 @@
-"""Training throughput, side by side in one process: our training loop against a bare PyTorch loop.
+"""Speed and memory, measured side by side in one run: a table on the terminal and JSON on disk.
 
-Both train the same model on the same in-memory batch size. The bare loop reuses one
-preprocessed float batch and does forward, loss, backward and step, nothing else. Ours runs the real
-``train_epoch``: the Dataset and DataLoader over uint8 arrays, the move to the device, batched
-augmentation (or none) and the full multi-task loss. Rounds alternate (bare, ours without
-augmentation, ours with it), so a machine that slows down mid-run slows all three alike.
+Sections (``--only`` picks some; all by default):
 
-    python scripts/benchmark.py                      # CPU defaults: dense head, 128 px
-    python scripts/benchmark.py --image-size 256 --head global --device cuda
+- ``training``: our training loop against a bare PyTorch loop, same model, batch and in-memory
+  data, augmentation off and on (target: >= 0.9x with augmentation);
+- ``loader``: studies/s cold (JPEG -> cache), warm (cache -> arrays) and as augmented device
+  batches, against the model's consumption (target: >= 3x);
+- ``memory``: peak RSS of ``finetune`` at N and 4N patients (target: within 15%);
+- ``io``: a 512 x 512 x 300 DICOM series, ours against bare pydicom, and its projection;
+- ``inference``: per-patient latency of ``predict`` with every fold ensembled.
 
-Prints a table and writes JSON (``--json``). Timing belongs here, never in the tests.
+    python scripts/benchmark.py                     # CPU defaults, about 10 minutes on 2 cores
+    python scripts/benchmark.py --device cuda --config configs/gpu.yaml --precision bf16
+
+Synthetic inputs are written once under ``--work`` and reused. Timing belongs here, never in
+the tests.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import itertools
 import json
 import platform
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
+import yaml
 
-from aneurysm.config import load_config
-from aneurysm.model import build_model
-from aneurysm.preprocessing import ARTERY_UNKNOWN, CELL_UNKNOWN
-from aneurysm.schema import KIUM_VIEW_NAMES, view_index
-from aneurysm.training.arrays import FOOTPRINT_STRIDE, StudyArrays
-from aneurysm.training.augment import prepare_batch
-from aneurysm.training.dataset import StudyDataset
-from aneurysm.training.loop import resolve_device, train_epoch
+from aneurysm.config import config_to_dict, load_config
+from aneurysm.training.steps import resolve_device
 
+from bench_pipeline import (kium_root, measure_inference, measure_io, measure_loader,
+                            measure_memory)
+from bench_training import measure_training, print_training
 
-def synthetic_arrays(n: int, size: int, seed: int = 0, projected: bool = False) -> StudyArrays:
-    """K-ium-shaped arrays with random pixels: throughput does not depend on the content.
-    ``projected``: every study is a projected external one, as in pretraining, so augmentation
-    also re-renders it (domain randomisation)."""
-    rng = np.random.default_rng(seed)
-    v, grid = len(KIUM_VIEW_NAMES), size // FOOTPRINT_STRIDE
-    return StudyArrays(
-        study_ids=[str(i) for i in range(n)], patient_ids=[str(i) for i in range(n)],
-        images=rng.integers(0, 256, (n, v, size, size), dtype=np.uint8),
-        view_ids=np.tile([view_index(x) for x in KIUM_VIEW_NAMES], (n, 1)),
-        view_mask=np.ones((n, v), bool), presence=(rng.random(n) < 0.5).astype(np.float32),
-        presence_known=np.ones(n, bool), locations=np.zeros((n, 21), np.float32),
-        location_known=np.ones((n, 21), bool), group_members=np.zeros((n, 0, 21), np.float32),
-        group_targets=np.zeros((n, 0), np.float32), group_valid=np.zeros((n, 0), bool),
-        footprints=np.full((n, v, grid, grid), CELL_UNKNOWN, np.uint8),
-        arteries=np.full((n, v, grid, grid), ARTERY_UNKNOWN, np.uint8),
-        projected=np.full(n, projected, bool))
+SECTIONS = ("training", "loader", "memory", "io", "inference")
 
 
-def bare_loop(model, batch, steps: int) -> float:
-    """Seconds for ``steps`` plain steps on one prepared batch."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = model(batch["images"], batch["view_ids"], batch["view_mask"])
-        loss = (F.binary_cross_entropy_with_logits(out["presence"], batch["presence"])
-                + F.binary_cross_entropy_with_logits(out["locations"], batch["locations"]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    _sync(batch["images"].device)
-    return time.perf_counter() - start
-
-
-def our_loop(model, arrays, config, augment, steps: int, device) -> float:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    loader = DataLoader(StudyDataset(arrays), batch_size=config.train.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
-    generator = torch.Generator(device=device).manual_seed(0)
-    start = time.perf_counter()
-    train_epoch(model, itertools.islice(loader, steps), optimizer, config.train, augment,
-                generator, device)
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+def _med(values) -> float:
+    return statistics.median(values) if isinstance(values, list) else values
 
 
 def main() -> None:
@@ -95,67 +51,116 @@ def main() -> None:
     ap.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
     ap.add_argument("--head", default=None, choices=("dense", "global"))
     ap.add_argument("--image-size", type=int, default=None)
+    ap.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"))
     ap.add_argument("--batch-size", type=int, default=8, help="patients per step (8 views each)")
     ap.add_argument("--steps", type=int, default=12, help="steps per timed round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    ap.add_argument("--json", default="runs/benchmark.json")
     ap.add_argument("--projected", action="store_true",
-                    help="projected external studies, as in pretraining (domain randomisation on)")
+                    help="training: projected external studies, as in pretraining")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help=f"comma-separated sections out of {','.join(SECTIONS)}")
+    ap.add_argument("--patients", type=int, default=16,
+                    help="N for the memory section (also runs 4N); the loader reads 4N")
+    ap.add_argument("--source-size", type=int, default=512, help="synthetic JPEG size, px")
+    ap.add_argument("--dicom-shape", default="512,512,300",
+                    help="rows,columns,slices of the io section's DICOM series")
+    ap.add_argument("--work", default="runs/benchmark-work", help="synthetic inputs, reused")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the device's peak at this precision, to print the fraction reached "
+                         "(e.g. 989 for an H100 SXM in dense bf16)")
+    ap.add_argument("--json", default="runs/benchmark.json")
     args = ap.parse_args()
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        sys.exit(f"--only: unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cache_dir = tempfile.mkdtemp(prefix="cache-", dir=work)  # cold for every invocation
     config = load_config(args.config, {"model": {"head": args.head},
                                        "preprocess": {"image_size": args.image_size},
-                                       "train": {"batch_size": args.batch_size}})
+                                       "train": {"precision": args.precision,
+                                                 "device": args.device},
+                                       "data": {"cache_dir": cache_dir, "workers": 0}})
     device = resolve_device(args.device)
-    size, n_views = config.preprocess.image_size, len(KIUM_VIEW_NAMES)
-    arrays = synthetic_arrays(max(4 * args.batch_size, args.batch_size * args.steps), size,
-                              projected=args.projected)
-    torch.manual_seed(0)
-    model = build_model(config.model).to(device)
-    fixed = prepare_batch({k: torch.as_tensor(getattr(arrays, k)[:args.batch_size]).to(device)
-                           for k in ("images", "view_ids", "view_mask", "presence",
-                                     "locations")})
-    off = dataclasses.replace(config.augment, enabled=False)
-    arms = {"bare PyTorch loop": lambda: bare_loop(model, fixed, args.steps),
-            "ours, no augmentation": lambda: our_loop(model, arrays, config, off, args.steps,
-                                                      device),
-            "ours, with augmentation": lambda: our_loop(model, arrays, config, config.augment,
-                                                        args.steps, device)}
-    for run in arms.values():  # warm-up: allocator, kernels, thread pools
-        run()
-    seconds: dict[str, list[float]] = {name: [] for name in arms}
-    for _ in range(args.rounds):
-        for name, run in arms.items():
-            seconds[name].append(run())
-    views = args.steps * args.batch_size * n_views
-    rate = {name: [views / s for s in times] for name, times in seconds.items()}
-    bare = rate["bare PyTorch loop"]
-    result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "device": str(device)},
-        "setting": {"head": config.model.head, "image_size": size,
-                    "batch": f"{args.batch_size} patients x {n_views} views",
-                    "steps_per_round": args.steps, "rounds": args.rounds},
-        "views_per_second": rate,
-        "ratio_to_bare_per_round": {name: [r / b for r, b in zip(rates, bare)]
-                                    for name, rates in rate.items()},
-    }
-    print(f"training throughput, {config.model.head} head, {size} px, {args.batch_size} patients "
-          f"x {n_views} views per step, {args.rounds} alternating rounds of {args.steps} steps, "
-          f"{device}, {torch.get_num_threads()} threads")
-    print(f"{'loop':28s} {'views/s (median, range)':>28s} {'ratio to bare (range)':>24s}")
-    for name, rates in rate.items():
-        ratios = result["ratio_to_bare_per_round"][name]
-        print(f"{name:28s} {statistics.median(rates):10.1f} ({min(rates):6.1f}-{max(rates):6.1f})"
-              f" {statistics.median(ratios):12.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+    result: dict = {"machine": {
+        "platform": platform.platform(), "processor": platform.processor() or "unknown",
+        "cpus": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "command": " ".join(sys.argv), "sections": {}}
+    started = time.perf_counter()
+    consumption = None
+    if "training" in sections:
+        tr = measure_training(config, device, args.batch_size, args.steps, args.rounds,
+                              args.projected)
+        result["sections"]["training"] = tr
+        print_training(tr, args.peak_tflops)
+        if args.peak_tflops:
+            tr["peak_tflops"] = args.peak_tflops
+        consumption = _med(tr["views_per_second"]["ours, with augmentation"]) / 8
+    needs_kium = {"loader", "memory", "inference"} & set(sections)
+    root = kium_root(work, 4 * args.patients, args.patients, args.source_size) \
+        if needs_kium else None
+    if "loader" in sections:
+        ld = measure_loader(config, root, device, consumption)
+        result["sections"]["loader"] = ld
+        print(f"\nloader: {ld['studies']} studies of 8 JPEGs ({args.source_size} px) -> "
+              f"{ld['image_size']} px")
+        print(f"  cold (decode + clean + cache)     {ld['cold_studies_per_s']:8.1f} studies/s")
+        print(f"  warm (cache -> arrays, per run)   {ld['warm_studies_per_s']:8.1f} studies/s")
+        print(f"  arrays held in memory             {ld['arrays_bytes_per_study'] / 1024:8.0f} "
+              f"KB per study")
+        print(f"  per step (arrays -> augmented)    "
+              f"{ld['augmented_batches_studies_per_s']:8.1f} studies/s")
+        if consumption:
+            print(f"  model consumes                    {consumption:8.1f} studies/s -> "
+                  f"headroom {ld['headroom']:.1f}x (target >= 3x)")
+    run_for_inference = None
+    if "memory" in sections or "inference" in sections:
+        cfg_path = work / "bench-finetune.yaml"
+        small = config_to_dict(config)
+        small["train"].update(epochs=1, device=args.device)
+        cfg_path.write_text(yaml.safe_dump(small))
+        for old in work.glob("mem-*"):
+            shutil.rmtree(old)
+        mem = measure_memory(root, args.patients, work, cfg_path)
+        run_for_inference = work / f"mem-{args.patients}"
+        if "memory" in sections:
+            result["sections"]["memory"] = mem
+            (n, a), (n4, b) = sorted(mem["peak_rss_mb"].items(), key=lambda kv: int(kv[0]))
+            print(f"\nmemory: peak RSS of a 2-fold, 1-epoch finetune (fresh processes)")
+            print(f"  {n:>4} patients {a:8.0f} MB | {n4:>4} patients {b:8.0f} MB | growth "
+                  f"{100 * mem['growth_4x']:+.1f}% (target within 15%); cache-filling "
+                  f"workers peak {max(mem['loader_workers_peak_rss_mb'].values()):.0f} MB")
+    if "io" in sections:
+        io = measure_io(work, args.rounds, tuple(int(x) for x in args.dicom_shape.split(",")))
+        result["sections"]["io"] = io
+        print(f"\nio: DICOM series {'x'.join(map(str, io['shape']))}, single-frame slices")
+        print(f"  ours (load_dicom_series)  {_med(io['ours_read_s']):6.2f} s | bare pydicom "
+              f"{_med(io['bare_pydicom_read_s']):6.2f} s | bare/ours {io['read_ratio']:.2f}")
+        print(f"  angiographic projection (DRR, 8 views) {_med(io['projection_s']):6.2f} s -> "
+              f"{io['projection_volumes_per_s']:.2f} volumes/s per process")
+    if "inference" in sections:
+        inf = measure_inference(run_for_inference, root, args.rounds)
+        result["sections"]["inference"] = inf
+        print(f"\ninference: predict, {inf['folds_ensembled']} folds ensembled, "
+              f"{inf['patients']} patients")
+        print(f"  cold (JPEGs not cached) {1000 * inf['cold_s_per_patient']:7.1f} ms/patient | "
+              f"warm {1000 * _med(inf['warm_s_per_patient']):7.1f} ms/patient")
+    if device.type == "cuda":
+        result["machine"]["gpu_peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        print(f"\npeak GPU memory (this process): "
+              f"{result['machine']['gpu_peak_memory_gib']:.1f} GiB")
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    result["wall_s"] = time.perf_counter() - started
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print(f"written: {out}")
+    print(f"\n{result['wall_s'] / 60:.1f} min; written: {out}")
 
 
 if __name__ == "__main__":

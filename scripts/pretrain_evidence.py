@@ -1,11 +1,14 @@
 """Evidence for the model's defaults: arms fine-tuned side by side over several seeds.
 
-Two studies, each a set of arms:
+Three studies, each a set of arms:
 - ``--study heads``: the ``global`` and the ``dense`` head, each from scratch and pretrained on
   the pooled synthetic external sources. Which head finds aneurysms; does pretraining help?
 - ``--study projection``: the dense head from scratch, and pretrained on external views drawn as
   inverted MIPs, as angiograms (DRR), and as angiograms with the artery target. Does the
   angiographic projection, and the vessel-aware target, make the transfer better?
+- ``--study epochs``: the default model pretrained for 20 (the default) and 60 epochs. Is
+  pretraining's own task (presence per external source) limited by optimisation, and does a
+  longer pretraining transfer better?
 
 Per seed, all arms see the same synthetic data (K-ium and external, drawn from that seed), the
 same patient-level folds (every arm reuses the first arm's splits.json) and the same config;
@@ -80,6 +83,14 @@ STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
          ("arteries: with − without", "pretrained, DRR + arteries", "pretrained, DRR"),
          ("DRR − scratch", "pretrained, DRR", "scratch"),
          ("MIP − scratch", "pretrained, MIP", "scratch")),
+    ),
+    "epochs": (
+        (Arm("scratch", False),
+         Arm("pretrained, 20 epochs", True, {"train": {"pretrain_epochs": 20}}),
+         Arm("pretrained, 60 epochs", True, {"train": {"pretrain_epochs": 60}})),
+        (("60 − 20 pretraining epochs", "pretrained, 60 epochs", "pretrained, 20 epochs"),
+         ("20 epochs − scratch", "pretrained, 20 epochs", "scratch"),
+         ("60 epochs − scratch", "pretrained, 60 epochs", "scratch")),
     ),
 }
 

@@ -39,14 +39,23 @@ def external_root(external_master: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(external_master, tmp_path / "data"))
 
 
+def write_config(folder: Path, name: str = "tiny.yaml", **sections: dict) -> Path:
+    """A tiny, fast experiment config (32 px, small models, 2 epochs, a private cache) in
+    ``folder``; ``sections`` update its sections key by key."""
+    import yaml
+
+    values = {"data": {"cache_dir": str(folder / "cache"), "workers": 1},
+              "preprocess": {"image_size": 32},
+              "model": {"backbone": "timm/test_resnet", "embed_dim": 32},
+              "train": {"epochs": 2, "pretrain_epochs": 2, "batch_size": 4, "seed": 7,
+                        "threads": 1}}
+    for section, entries in sections.items():
+        values.setdefault(section, {}).update(entries)
+    path = folder / name
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
 @pytest.fixture
 def cfg(tmp_path) -> Path:
-    """A tiny, fast experiment config (32 px, a 0.37 M-parameter backbone, 2 epochs)."""
-    path = tmp_path / "tiny.yaml"
-    path.write_text(f"""
-data: {{cache_dir: {tmp_path / 'cache'}, workers: 1}}
-preprocess: {{image_size: 32}}
-model: {{backbone: timm/test_resnet, embed_dim: 32}}
-train: {{epochs: 2, pretrain_epochs: 2, batch_size: 4, seed: 7, threads: 1}}
-""")
-    return path
+    return write_config(tmp_path)

@@ -58,3 +58,12 @@ def test_too_few_patients_is_an_error():
     with pytest.raises(AneurysmError, match="cannot fill"):
         make_folds(_records(3), 5, seed=0)
     assert LOCATION_NAMES  # the label space the strata come from
+
+
+def test_too_few_patients_to_stratify_is_one_clear_error():
+    # two patients with one study each, one positive: no class can fill two folds
+    records = [r for r in _records(n_patients=8, seed=0) if r.study_id.endswith("-0")]
+    records = [next(r for r in records if r.presence), next(r for r in records
+                                                            if not r.presence)]
+    with pytest.raises(AneurysmError, match="cannot be stratified into 2 folds"):
+        make_folds(records, 2, seed=0)

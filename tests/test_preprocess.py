@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -98,3 +100,27 @@ def test_a_corrupt_cache_entry_is_rebuilt_not_trusted(kium_root, tmp_path):
         assert np.array_equal(got, want_a)
         assert np.array_equal(fresh.load(b), want_b)
         assert entry_a.read_bytes() != damaged  # rewritten
+
+
+def test_shards_fill_one_shared_cache_between_them(kium_root, tmp_path):
+    """Machines (or torchrun ranks) each take every N-th image into one shared cache; together
+    they cache everything once, and a full pass afterwards finds nothing left to do."""
+    from click.testing import CliRunner
+
+    from aneurysm.cli.main import cli
+
+    args = ["preprocess", "--root", str(kium_root), "--image-size", "48",
+            "--cache-dir", str(tmp_path / "c")]
+    counts = []
+    for k in range(3):
+        result = CliRunner().invoke(cli, args + ["--shard", f"{k}/3"])
+        assert result.exit_code == 0, result.output
+        counts.append(int(re.search(r"(\d+) images cached", result.output).group(1)))
+    assert sum(counts) == 120 and all(c in (40, 41, 39) for c in counts)
+    entries = sorted(p.name for p in (tmp_path / "c").rglob("*.pt"))
+    assert len(entries) == 120
+    result = CliRunner().invoke(cli, args)  # the whole source: already cached, nothing added
+    assert result.exit_code == 0 and "120 images cached" in result.output
+    assert sorted(p.name for p in (tmp_path / "c").rglob("*.pt")) == entries
+    bad = CliRunner().invoke(cli, args + ["--shard", "3/3"])
+    assert bad.exit_code == 2 and "K must be in 0..N-1" in bad.output

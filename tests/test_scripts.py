@@ -11,17 +11,36 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-@pytest.mark.parametrize("extra", [[], ["--projected"], ["--head", "global"]])
-def test_benchmark_runs_every_loop_and_writes_its_json(tmp_path, extra):
+def _bench(tmp_path, *extra) -> dict:
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(SCRIPTS / "benchmark.py"), "--image-size", "32",
                            "--batch-size", "2", "--steps", "1", "--rounds", "1", "--threads", "1",
-                           "--json", str(out), *extra], capture_output=True, text=True)
+                           "--work", str(tmp_path / "work"), "--json", str(out), *extra],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(out.read_text())
-    assert set(result["views_per_second"]) == {"bare PyTorch loop", "ours, no augmentation",
-                                               "ours, with augmentation"}
-    assert all(v[0] > 0 for v in result["views_per_second"].values())
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("extra", [["--projected"], ["--head", "global"]])
+def test_benchmark_runs_every_loop_and_writes_its_json(tmp_path, extra):
+    result = _bench(tmp_path, "--only", "training", *extra)["sections"]
+    assert set(result) == {"training"}
+    rates = result["training"]["views_per_second"]
+    assert set(rates) == {"bare PyTorch loop", "ours, no augmentation", "ours, with augmentation"}
+    assert all(v[0] > 0 for v in rates.values())
+    assert result["training"]["flops_per_step"] > 0
+
+
+def test_benchmark_measures_every_section_on_real_files(tmp_path):
+    result = _bench(tmp_path, "--patients", "4", "--source-size", "64",
+                    "--dicom-shape", "64,64,20")
+    s = result["sections"]
+    assert set(s) == {"training", "loader", "memory", "io", "inference"}
+    assert s["loader"]["studies"] == 16 and s["loader"]["headroom"] > 0
+    assert s["loader"]["arrays_bytes_per_study"] >= 8 * 32 * 32  # 8 views of 32 px at least
+    assert set(map(int, s["memory"]["peak_rss_mb"])) == {4, 16}
+    assert s["io"]["shape"] == [64, 64, 20] and s["io"]["read_ratio"] > 0
+    assert s["inference"]["patients"] == 4 and s["inference"]["folds_ensembled"] == 2
 
 
 def test_evidence_script_knows_its_studies():

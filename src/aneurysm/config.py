@@ -68,6 +68,8 @@ def _build(cls: type[T], values: Any, where: str) -> T:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if hint is int and value == "auto" and where.endswith(".batch_size"):
+        return 0  # train.batch_size: auto
     if hint in (int, float, str, bool):
         if hint is bool and not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")

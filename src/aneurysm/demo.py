@@ -20,6 +20,7 @@ from .config import DataConfig, ExperimentConfig
 from .errors import AneurysmError
 from .evaluation.official import Evaluation, evaluate_files, evaluate_tables, read_table
 from .evaluation.report import RunReport, write_report
+from .reporting import report_run, save_evaluation
 from .inference.predict import predict_run
 from .quality import DoctorReport, run_doctor
 from .registry import get_adapter
@@ -79,6 +80,7 @@ def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60,
         with steps("pretraining on the pooled external sources"):
             sources, _ = load_sources(["external"], out / "data")
             scores = pretrain(out / "pretrain", sources, config, force=True, progress=progress)
+            report_run(out / "pretrain")
             init = str(out / "pretrain" / CHECKPOINT)
     run = out / "run"
     with steps(f"fine-tuning with {folds} patient-level folds"
@@ -92,11 +94,13 @@ def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60,
                + (f", with a map montage per patient in {maps}" if maps else "")):
         predicted = predict_run(run, adapter.load(data, "test"), output, force=True,
                                 maps_dir=maps, progress=progress)
-    with steps("evaluating against the held-out ground truth"):
+    with steps("evaluating against the held-out ground truth; report.html"):
         truth = data / "groundtruth.csv"
         held_out = evaluate_files(truth, output)
         probs = evaluate_tables(read_table(truth, "ground truth"),
                                 predicted.probabilities.set_index("Index"), truth, output)
+        save_evaluation(run, held_out)
+        report = report_run(run).report
     defined = [s.auroc for s in probs.locations if not math.isnan(s.auroc)]
     return DemoResult(out, doctor, report, held_out,
                       float(np.mean(defined)) if defined else math.nan, scores,

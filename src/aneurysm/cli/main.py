@@ -16,6 +16,8 @@ from .. import __version__
 from ..config import config_to_dict, load_config
 from ..errors import AneurysmError
 from ..registry import adapter_classes, get_adapter, source_root
+from ..training.distributed import topology
+from .options import parse_shard, speed_options
 
 console = Console(stderr=False)
 
@@ -176,15 +178,16 @@ def synth_external_cmd(out, rsna, adam, lausanne, cada, topcow, seed, spacing, w
 @click.option("--resume", is_flag=True)
 @click.option("--force", is_flag=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
+@speed_options
 def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fraction,
-                 aux_weight, cache_dir, resume, force, skip_bad) -> None:
+                 aux_weight, cache_dir, resume, force, skip_bad, speed) -> None:
     """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
     from ..sources import load_sources
     from ..training.pretrain import CHECKPOINT, pretrain
     from .render import print_source_scores
 
     config = load_config(config_path, {"train": {"pretrain_epochs": epochs, "seed": seed,
-                                                 "aux_point_weight": aux_weight},
+                                                 "aux_point_weight": aux_weight, **speed},
                                        "data": {"cache_dir": cache_dir}})
     records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)
     for name, problems in skipped.items():
@@ -192,8 +195,13 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fr
             console.print(f"[yellow]skipped[/] ({name}): {problem}")
     scores = pretrain(out, records, config, val_fraction=val_fraction, resume=resume,
                       force=force, skip_bad=skip_bad)
+    if not topology().is_main:  # under torchrun rank 0 reports
+        return
     print_source_scores(console, scores, sum(len(v) for v in skipped.values()))
-    console.print(f"checkpoint: {Path(out) / CHECKPOINT} (use with finetune --init)")
+    from ..reporting import report_run
+
+    console.print(f"checkpoint: {Path(out) / CHECKPOINT} (use with finetune --init); "
+                  f"report: {report_run(out).html}")
 
 
 # --- check ------------------------------------------------------------------------------
@@ -236,7 +244,11 @@ def check_cmd(source, root, data_root, json_path, strict, workers, show) -> None
 @click.option("--image-size", type=int, default=None, help="Override preprocess.image_size.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--skip-bad", is_flag=True, help="Warn about unreadable images instead of failing.")
-def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, skip_bad) -> None:
+@click.option("--shard", default=None, metavar="K/N",
+              help="Only every N-th image from the K-th (0-based), so N machines fill one "
+                   "shared cache; under torchrun, RANK/WORLD_SIZE by default.")
+def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, skip_bad,
+                   shard) -> None:
     """Preprocess and cache every image of a source (parallel; a re-run is near-instant)."""
     from ..preprocessing import ImageCache
 
@@ -246,6 +258,8 @@ def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, 
     folder = source_root(adapter, root, data_root)
     paths = [p for split in getattr(adapter, "splits", ("train",))
              for r in _load_split(adapter, folder, split) for p in _record_paths(r)]
+    k, n = parse_shard(shard)
+    paths = sorted(paths)[k::n]
     cache = ImageCache(config.data.cache_dir, config.preprocess)
     errors = cache.warm(paths, workers=config.data.workers or None)
     for path, problem in errors.items():
@@ -255,6 +269,7 @@ def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, 
         raise UserError(f"{first[0]}: {first[1]} ({len(errors)} unreadable image(s); "
                         "--skip-bad to continue without them)")
     console.print(f"{len(paths) - len(errors)} images cached in {cache.dir}"
+                  + (f" (shard {k}/{n})" if n > 1 else "")
                   + (f"; {len(errors)} skipped" if errors else ""))
 
 
@@ -291,33 +306,39 @@ def _record_paths(record) -> list[str]:
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--skip-bad", is_flag=True,
               help="Train without unreadable images (counted in the report) instead of failing.")
+@speed_options
 def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_file, epochs,
-                 seed, cache_dir, resume, force, skip_bad) -> None:
+                 seed, cache_dir, resume, force, skip_bad, speed) -> None:
     """Fine-tune with patient-level cross-validation, then write the report."""
-    from ..evaluation.report import write_report
     from ..training.finetune import finetune
     from .render import print_run_report
 
-    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed},
+    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed, **speed},
                                        "data": {"cache_dir": cache_dir}})
     adapter = get_adapter(source)
     records = adapter.load(source_root(adapter, root, data_root), "train")
     finetune(out, records, config, folds=folds, init=init, resume=resume, force=force,
              splits_file=splits_file, skip_bad=skip_bad)
-    print_run_report(console, write_report(out))
-    console.print(f"run folder: {out} (report.md, report.json, plots)")
+    if not topology().is_main:  # under torchrun rank 0 reports
+        return
+    from ..reporting import report_run
+
+    print_run_report(console, report_run(out).report)
+    console.print(f"run folder: {out} (report.html, report.md, report.json, plots)")
 
 
 @cli.command("report")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--bootstrap", default=2000, show_default=True, help="Bootstrap resamples.")
 def report_cmd(run, bootstrap) -> None:
-    """Regenerate report.md, report.json and plots from a run folder."""
-    from ..evaluation.report import write_report
+    """Write report.html (and, for a fine-tuning run, report.md, report.json and plots)."""
+    from ..reporting import report_run
     from .render import print_run_report
 
-    print_run_report(console, write_report(run, bootstrap))
-    console.print(f"written: {Path(run) / 'report.md'}")
+    files = report_run(run, bootstrap)
+    if files.report is not None:
+        print_run_report(console, files.report)
+    console.print(f"written: {files.html}")
 
 
 @cli.command("predict")
@@ -368,12 +389,21 @@ def _test_records(input_dir: Path):
 @click.option("--truth", type=click.Path(dir_okay=False), required=True)
 @click.option("--pred", type=click.Path(dir_okay=False), required=True)
 @click.option("--bootstrap", default=2000, show_default=True)
-def evaluate_cmd(truth, pred, bootstrap) -> None:
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
+              help="The run that made PRED: keep the score with it and rewrite its "
+                   "report.html with the held-out figures beside the CV ones.")
+def evaluate_cmd(truth, pred, bootstrap, run_dir) -> None:
     """Official K-ium metrics of an output.csv against ground truth, matched by Index."""
     from ..evaluation.official import evaluate_files
     from .render import print_evaluation
 
-    print_evaluation(console, evaluate_files(truth, pred, bootstrap))
+    evaluation = evaluate_files(truth, pred, bootstrap)
+    print_evaluation(console, evaluation)
+    if run_dir:
+        from ..reporting import report_run, save_evaluation
+
+        save_evaluation(run_dir, evaluation)
+        console.print(f"written: {report_run(run_dir, bootstrap).html}")
 
 
 @cli.command("demo")

@@ -99,6 +99,10 @@ def print_demo(console: Console, d) -> None:
                   f"{_f(d.held_out.official['location_accuracy'])} "
                   f"({_f(d.held_out.official['location_accuracy_all_zeros'])})")
     console.print(table)
+    console.print(f"open in a browser: {d.out / 'run' / 'report.html'} (and "
+                  f"{d.out / 'pretrain' / 'report.html'} for pretraining)"
+                  if (d.out / "pretrain" / "report.html").is_file()
+                  else f"open in a browser: {d.out / 'run' / 'report.html'}")
     if d.maps:
         console.print(f"map montages (one per test patient): {d.maps}")
 

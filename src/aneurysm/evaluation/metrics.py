@@ -40,18 +40,81 @@ class Interval:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
+def _resampled_scores(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC and average precision of every bootstrap resample at once (rows resampled).
+
+    AUROC is the Mann-Whitney statistic on average ranks, which equals scikit-learn's value
+    (ties count one half); AP is the mean precision at each positive's threshold, also as
+    scikit-learn computes it. A resample with
+    one class only is dropped. Vectorised: 21 locations x 500 resamples take well under a
+    second instead of ten.
+    """
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    ys, ps = y[idx].astype(float), p[idx]
+    n1 = ys.sum(1)
+    keep = (n1 > 0) & (n1 < len(y))
+    ys, ps, n1 = ys[keep], ps[keep], n1[keep]
+    n0 = len(y) - n1
+    ranks = rankdata(ps, axis=1)
+    auroc = ((ranks * ys).sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    order = np.argsort(-ps, axis=1, kind="stable")
+    hits = np.take_along_axis(ys, order, 1)
+    scores = np.take_along_axis(ps, order, 1)
+    precision = np.cumsum(hits, 1) / np.arange(1, len(y) + 1)
+    # tied scores form one threshold, as in scikit-learn: every member of a run of ties takes
+    # the precision at the run's end
+    n = len(y)
+    ends = np.concatenate([scores[:, :-1] != scores[:, 1:], np.ones((len(ys), 1), bool)], 1)
+    end_at = np.where(ends, np.arange(n), n)
+    end_at = np.minimum.accumulate(end_at[:, ::-1], 1)[:, ::-1]
+    ap = (np.take_along_axis(precision, end_at, 1) * hits).sum(1) / n1
+    return auroc, ap
+
+
 def bootstrap_auroc(y: np.ndarray, p: np.ndarray, n_boot: int = 2000, seed: int = 0,
                     alpha: float = 0.05) -> Interval:
-    """Percentile bootstrap over patients (resampling rows), 95% by default."""
-    y, p = np.asarray(y), np.asarray(p)
+    """Percentile bootstrap of the AUROC over patients, 95% by default."""
+    y, p = np.asarray(y), np.asarray(p, dtype=float)
     value = safe_auroc(y, p)
     if math.isnan(value):
         return Interval(value, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
-    stats = [roc_auc_score(y[i], p[i]) for i in idx if 0 < y[i].sum() < len(i)]
+    stats, _ = _resampled_scores(y, p, n_boot, seed)
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
     return Interval(value, float(low), float(high))
+
+
+@dataclass(frozen=True)
+class LocationInterval:
+    name: str
+    positives: int
+    auroc: Interval
+    average_precision: Interval
+    prevalence: float  # the AP of a model that knows nothing
+
+
+def location_intervals(truth: np.ndarray, probs: np.ndarray, n_boot: int = 1000,
+                       alpha: float = 0.05) -> list[LocationInterval]:
+    """Per location, AUROC and AP with bootstrap intervals (NaN under 2 positives)."""
+    out = []
+    nan = Interval(math.nan, math.nan, math.nan)
+    q = [alpha / 2, 1 - alpha / 2]
+    for j, name in enumerate(LOCATION_NAMES):
+        y = np.asarray(truth)[:, j].astype(int)
+        p = np.asarray(probs, dtype=float)[:, j]
+        n_pos = int(y.sum())
+        if n_pos < 2 or n_pos == len(y):
+            out.append(LocationInterval(name, n_pos, nan, nan, n_pos / max(len(y), 1)))
+            continue
+        aurocs, aps = _resampled_scores(y, p, n_boot, seed=j)
+        out.append(LocationInterval(
+            name, n_pos, Interval(safe_auroc(y, p), *map(float, np.quantile(aurocs, q))),
+            Interval(float(average_precision_score(y, p)), *map(float, np.quantile(aps, q))),
+            n_pos / len(y)))
+    return out
 
 
 @dataclass(frozen=True)

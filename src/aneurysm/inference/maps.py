@@ -15,7 +15,7 @@ from ..errors import AneurysmError
 from ..schema import LOCATION_NAMES, VIEW_TYPES
 from ..training.arrays import StudyArrays
 from ..training.config import TrainConfig
-from ..training.loop import iter_outputs
+from ..training.steps import iter_outputs
 from ..viz import save_overlay_montage
 
 

@@ -17,7 +17,7 @@ from ..model import build_model
 from ..preprocessing import ImageCache
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
 from ..training.arrays import build_arrays
-from ..training.loop import predict_arrays, resolve_device
+from ..training.steps import predict_arrays, resolve_device
 from ..training.run_dir import read_run_config
 
 

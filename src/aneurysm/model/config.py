@@ -20,6 +20,9 @@ class ModelConfig:
     dropout: float = 0.2
     width: int = 16  # dense head: channels of the first encoder stage, doubled at each stage
     encoder_layers: tuple[int, ...] = (1, 1, 1, 1)  # dense head: residual blocks per stage
+    #: dense head: MONAI ResNet block, "basic" or "bottleneck" ([3, 4, 6, 3] bottleneck at width
+    #: 64 is a ResNet50-class encoder)
+    encoder_block: str = "basic"
     decoder_channels: tuple[int, ...] = (64, 32, 16)  # dense head: strides 16, 8, 4
     pool_sharpness: float = 5.0  # dense head: r of the log-sum-exp smooth maximum over a map
 
@@ -29,10 +32,15 @@ class ModelConfig:
         if self.head == "dense" and (len(self.encoder_layers) != 4
                                      or len(self.decoder_channels) != 3):
             raise ConfigError("model.encoder_layers needs 4 entries and model.decoder_channels 3")
+        if self.encoder_block not in ("basic", "bottleneck"):
+            raise ConfigError(f"model.encoder_block must be basic or bottleneck, got "
+                              f"{self.encoder_block!r}")
 
     def architecture(self) -> dict:
         """What a checkpoint must match to be loaded into this model (not weights or dropout)."""
         keep = (("head", "embed_dim") + (("backbone",) if self.head == "global" else
                                           ("width", "encoder_layers", "decoder_channels")))
+        if self.head == "dense" and self.encoder_block != "basic":  # older checkpoints lack it
+            keep += ("encoder_block",)
         values = asdict(self)
         return {k: list(values[k]) if isinstance(values[k], tuple) else values[k] for k in keep}

@@ -53,13 +53,15 @@ class MapNet(nn.Module):
     """Per view: a MONAI ResNet encoder (strides 4-32) and a U-Net decoder of MONAI ``UpCat``
     blocks back to stride 4, with a 1x1 map head. Returns (logit map, features) at stride 4."""
 
-    def __init__(self, width: int, layers: tuple[int, ...], decoder: tuple[int, ...]) -> None:
+    def __init__(self, width: int, layers: tuple[int, ...], decoder: tuple[int, ...],
+                 block: str = "basic") -> None:
         super().__init__()
         planes = [width, 2 * width, 4 * width, 8 * width]
-        self.encoder = ResNet("basic", list(layers), planes, spatial_dims=2, n_input_channels=1,
+        self.encoder = ResNet(block, list(layers), planes, spatial_dims=2, n_input_channels=1,
                               conv1_t_size=5, conv1_t_stride=2, feed_forward=False)
-        ins = [planes[3], decoder[0], decoder[1]]
-        skips = [planes[2], planes[1], planes[0]]
+        out = [p * (4 if block == "bottleneck" else 1) for p in planes]  # bottleneck expands x4
+        ins = [out[3], decoder[0], decoder[1]]
+        skips = [out[2], out[1], out[0]]
         self.decoder = nn.ModuleList(
             UpCat(2, i, s, o, act=("relu", {"inplace": True}), norm="batch", bias=False,
                   upsample="nontrainable", interp_mode="nearest", align_corners=None)
@@ -87,7 +89,8 @@ class DenseMultiViewNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.body = MapNet(config.width, config.encoder_layers, config.decoder_channels)
+        self.body = MapNet(config.width, config.encoder_layers, config.decoder_channels,
+                           config.encoder_block)
         c, e = self.body.out_channels, config.embed_dim
         self.view_embedding = nn.Embedding(len(VIEW_TYPES), e)
         self.dropout = nn.Dropout(config.dropout)

@@ -45,10 +45,12 @@ def save_sources_preview(sources: dict[str, list[StudyRecord]], path: str | Path
     for name, records in sorted(sources.items(), key=lambda kv: kv[0] != "kium"):
         positives = [r for r in records if r.presence == 1] or records
         picked = positives[:per_source]
-        volumes = [r for r in picked if r.volume is not None]
+        # records that still need their views drawn (a run's manifest already holds them)
+        volumes = [r for r in picked if r.volume is not None and not any(v.path for v in r.views)]
         if volumes:
-            picked = project_records(volumes, cache_dir, config, skip_bad=True,
-                                     progress=False).records
+            drawn = project_records(volumes, cache_dir, config, skip_bad=True,
+                                    progress=False).records
+            picked = [r for r in picked if all(r is not v for v in volumes)] + drawn
         rows += [(name, r) for r in picked]
     fig, axes = plt.subplots(len(rows), 8, figsize=(16, 2.3 * len(rows)), squeeze=False)
     for i, (name, record) in enumerate(rows):

@@ -22,6 +22,7 @@ from ..preprocessing import (
 )
 from ..projection.stage import artery_path, footprint_path, read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
+from .distributed import barrier, shard, topology
 
 #: Footprints are kept on a grid of (image size / this): the dense model's map stride.
 FOOTPRINT_STRIDE = 4
@@ -100,15 +101,19 @@ class Skipped:
 
 
 def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool = False,
-                 workers: int | None = None,
-                 progress: bool = True) -> tuple[StudyArrays, list[Skipped], list[str]]:
+                 workers: int | None = None, progress: bool = True,
+                 shared: bool = False) -> tuple[StudyArrays, list[Skipped], list[str]]:
     """Arrays for ``records``; returns (arrays, skipped image files, dropped study ids).
 
     An unreadable image is an error naming the file unless ``skip_bad``; then its view is marked
     absent and counted. A study left with no usable view is dropped (and counted) under
-    ``skip_bad``, an error otherwise.
+    ``skip_bad``, an error otherwise. ``shared``: every torchrun rank is calling this with the
+    same records, so each preprocesses its share into the one cache first.
     """
     paths = sorted({v.path for r in records for v in r.views if v.path})
+    if shared and topology().distributed:  # every rank calls: each fills its share of the cache
+        cache.warm(shard(paths), workers=workers, progress=progress)
+        barrier()
     errors = cache.warm(paths, workers=workers, progress=progress)
     if errors and not skip_bad:
         path, problem = next(iter(sorted(errors.items())))

@@ -127,12 +127,25 @@ def random_affines(n: int, config: AugmentConfig, g: torch.Generator) -> torch.T
 
 
 @functools.lru_cache(maxsize=8)
-def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(h * w, 3) pixel centres in normalised coordinates, as ``affine_grid`` places them."""
+def _axes(h: int, w: int, device: torch.device, dtype: torch.dtype
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel centres along y and x in normalised coordinates, as ``affine_grid`` places them."""
     ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=device, dtype=dtype)
     xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=device, dtype=dtype)
-    y, x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([x, y, torch.ones_like(x)], -1).reshape(-1, 3)
+    return ys, xs
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+    """``F.affine_grid(theta, (n, 1, h, w), align_corners=False)``, built separably:
+    x' = a x + b y + c is a row term plus a column term, so no (h w x 3) product is formed
+    (4x faster on the CPU than the batched matrix product, and than affine_grid itself)."""
+    ys, xs = _axes(h, w, theta.device, dtype)
+    t = theta.to(dtype)
+    grid = torch.empty((t.shape[0], h, w, 2), device=t.device, dtype=dtype)
+    for k in range(2):  # output x (k = 0) and y (k = 1)
+        rows = t[:, k, 1, None] * ys + t[:, k, 2, None]  # (n, h)
+        torch.add(rows[:, :, None], t[:, k, 0, None, None] * xs, out=grid[..., k])
+    return grid
 
 
 def _warp(x: torch.Tensor, theta: torch.Tensor, padding: str, mode: str = "bilinear"
@@ -140,12 +153,21 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, padding: str, mode: str = "bilin
     """Warp (N, H, W) or (N, 1, H, W) maps by ``theta``; normalised coordinates make one matrix
     serve every resolution, so a footprint moves exactly with its image."""
     x4 = x.unsqueeze(1) if x.dim() == 3 else x
-    n, h, w = x4.shape[0], *x4.shape[-2:]
-    # F.affine_grid's own result (align_corners=False), from a cached base grid: 2.5x faster
-    base = _base_grid(h, w, x4.device, x4.dtype)
-    grid = (base @ theta.to(x4.dtype).transpose(1, 2)).reshape(n, h, w, 2)
+    grid = affine_grid(theta, *x4.shape[-2:], x4.dtype)
     y = F.grid_sample(x4, grid, mode=mode, padding_mode=padding, align_corners=False)
     return y.reshape(x.shape)
+
+
+#: distinct unit-variance noise fields drawn once per size and device; each noisy view takes
+#: one at random with a random sign. Drawing fresh Gaussian noise for every view cost more
+#: than the warp itself on the CPU.
+NOISE_BANK = 512
+
+
+@functools.lru_cache(maxsize=4)
+def _noise_bank(pixels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    g = torch.Generator(device=device).manual_seed(0x5EED)  # fixed: resumed runs draw alike
+    return torch.randn((NOISE_BANK, pixels), generator=g, device=device, dtype=dtype)
 
 
 def _contrast_tables(images: torch.Tensor, config: AugmentConfig,
@@ -212,8 +234,10 @@ def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
     flat = images.flatten(1)
     pick = (torch.rand(n, generator=g, device=g.device) < config.noise_prob).nonzero()[:, 0]
     if len(pick):
-        noise = torch.randn((len(pick), flat.shape[1]), generator=g, device=g.device,
-                            dtype=flat.dtype)
-        flat[pick] += noise * config.noise_std
+        bank = _noise_bank(flat.shape[1], flat.device, flat.dtype)
+        which = torch.randint(NOISE_BANK, (len(pick),), generator=g, device=g.device)
+        sign = torch.rand(len(pick), generator=g, device=g.device) < 0.5
+        scale = torch.where(sign, config.noise_std, -config.noise_std).to(flat.dtype)
+        flat[pick] += bank[which] * scale[:, None]
     out["images"] = flat.clamp_(0.0, 1.0).reshape(b, v, 1, size, -1)
     return out

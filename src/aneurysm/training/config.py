@@ -7,24 +7,39 @@ from dataclasses import dataclass
 from ..model.losses import LossWeights
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10  # fine-tuning, per fold
     pretrain_epochs: int = 20  # ``aneurysm pretrain`` on the pooled external sources
-    batch_size: int = 4  # patients per step (x 8 views)
+    #: patients per optimiser step (x 8 views), over all torchrun ranks and accumulation
+    #: steps; 0 = "auto": the largest that fits the device (see ``batch_size.auto_batch_size``)
+    batch_size: int = 4
+    accumulate: int = 1  # gradient accumulation: forward passes per optimiser step
     lr: float = 2e-3
     body_lr_scale: float = 1.0  # the backbone's LR = lr x this; < 1 keeps a pretrained body close
     weight_decay: float = 1e-4
     seed: int = 0
     select_on: str = "val_loss"  # which epoch's weights a fold keeps: val_loss or val_auroc
     device: str = "auto"  # auto, cpu, cuda
-    precision: str = "fp32"  # fp32 or bf16 (autocast)
+    precision: str = "fp32"  # fp32; bf16 (autocast, CPU or GPU); fp16 (GPU, with a grad scaler)
+    compile: bool = False  # torch.compile the model (slow first epoch, faster after on GPUs)
     threads: int = 0  # torch CPU threads; 0 = torch's default
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
     map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
     view_loss_weight: float = 1.0  # dense head: per-view "aneurysm seen" where footprints say
     artery_loss_weight: float = 0.0  # dense head: which artery is under each cell, where labelled
     aux_point_weight: float = 0.0  # global head: auxiliary point loss where positions exist
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {PRECISIONS}, "
+                             f"not {self.precision!r}")
+        if self.batch_size < 0 or self.accumulate < 1:
+            raise ValueError("train.batch_size must be >= 0 (0 = auto) and train.accumulate "
+                             ">= 1")
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(maps=self.map_loss_weight, views=self.view_loss_weight,

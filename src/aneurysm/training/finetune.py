@@ -19,9 +19,11 @@ from ..model import build_model
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
 from .arrays import build_arrays
+from .distributed import barrier, init_from_env, main_first
 from .folds import load_folds, make_folds, save_folds
 from .loop import FoldResult, train_fold
 from .run_dir import prepare_run, read_run_config, write_run_metadata
+from .steps import check_step_config
 
 
 def checkpoint_metadata(config: ExperimentConfig) -> dict:
@@ -44,35 +46,43 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
              splits_file: str | None = None, skip_bad: bool = False,
              progress: bool = True) -> list[FoldResult]:
     run_dir = Path(run_dir)
-    prepare_run(run_dir, resume, force)
+    world = init_from_env(config.train.device)
+    check_step_config(config.train)  # under torchrun: join the group; rank 0 writes
+    progress = progress and world.is_main
+    with main_first() as main:
+        if main:
+            prepare_run(run_dir, resume, force)
+            if not resume:
+                write_run_metadata(run_dir, config, {"init": init, "folds": folds,
+                                                     "studies": len(records),
+                                                     "processes": world.world_size})
     if resume:
         config = read_run_config(run_dir)  # the run's own settings, not today's defaults
         meta = json.loads((run_dir / "meta.json").read_text())
         init = meta.get("init") or None
-    else:
-        write_run_metadata(run_dir, config, {"init": init, "folds": folds,
-                                             "studies": len(records)})
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     labelled = [r for r in records if r.is_labelled]
     cache = ImageCache(config.data.cache_dir, config.preprocess)
     arrays, skipped, dropped = build_arrays(labelled, cache, skip_bad=skip_bad,
                                             workers=config.data.workers or None,
-                                            progress=progress)
+                                            progress=progress, shared=True)
     kept = [r for r in labelled if r.study_id not in set(dropped)]
-    save_manifest(kept, run_dir / "records.json")
-    atomic_write_text(run_dir / "data_issues.json", json.dumps({
-        "skipped_images": [asdict(s) for s in skipped], "dropped_studies": dropped}, indent=1))
-
     splits_path = run_dir / "splits.json"
-    if splits_path.is_file():
-        fold_list = load_folds(splits_path, kept)
-    elif splits_file:
-        fold_list = load_folds(splits_file, kept)
-        shutil.copyfile(splits_file, splits_path)
-    else:
-        fold_list = make_folds(kept, folds, config.train.seed)
-        save_folds(fold_list, splits_path, config.train.seed)
+    with main_first() as main:
+        if main:
+            save_manifest(kept, run_dir / "records.json")
+            atomic_write_text(run_dir / "data_issues.json", json.dumps({
+                "skipped_images": [asdict(s) for s in skipped], "dropped_studies": dropped},
+                indent=1))
+            if not splits_path.is_file():
+                if splits_file:
+                    load_folds(splits_file, kept)  # refused here, before it is copied
+                    shutil.copyfile(splits_file, splits_path)
+                else:
+                    save_folds(make_folds(kept, folds, config.train.seed), splits_path,
+                               config.train.seed)
+    fold_list = load_folds(splits_path, kept)
 
     metadata = checkpoint_metadata(config)
 
@@ -96,7 +106,9 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
         val = arrays.subset([index[s] for s in fold.val])
         results.append(train_fold(fold_dir, k, make_model, train, val, config.train,
                                   config.augment, metadata, progress))
-    combine_out_of_fold(run_dir, len(fold_list))
+    if world.is_main:
+        combine_out_of_fold(run_dir, len(fold_list))
+    barrier()
     return results
 
 

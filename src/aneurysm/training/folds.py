@@ -51,8 +51,14 @@ def make_folds(records: list[StudyRecord], k: int, seed: int) -> list[Fold]:
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # small data: a stratum smaller than k is expected
         warnings.filterwarnings("ignore", message="The least populated class")
-        folds = [Fold(tuple(ids[tr]), tuple(ids[va]))
-                 for tr, va in splitter.split(ids, strata, groups)]
+        try:
+            folds = [Fold(tuple(ids[tr]), tuple(ids[va]))
+                     for tr, va in splitter.split(ids, strata, groups)]
+        except ValueError:  # every stratum is smaller than k (a handful of patients)
+            raise AneurysmError(
+                f"{len(patients)} patients ({sum(s != 'negative' for s in strata)} positive "
+                f"studies) cannot be stratified into {k} folds; use fewer folds or more "
+                "patients") from None
     check_disjoint(folds, records)
     return folds
 

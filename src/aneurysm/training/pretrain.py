@@ -29,9 +29,11 @@ from ..preprocessing import ImageCache
 from ..projection import project_records
 from ..schema import StudyRecord, save_manifest
 from .arrays import build_arrays
+from .distributed import barrier, init_from_env, main_first, rank_device, shard
 from .finetune import checkpoint_metadata
-from .loop import predict_arrays, resolve_device, train_fold
+from .loop import train_fold
 from .run_dir import prepare_run, read_run_config, write_run_metadata
+from .steps import check_step_config, predict_arrays, resolve_device
 
 CHECKPOINT = "pretrained.pt"
 
@@ -80,19 +82,31 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     run_dir = Path(run_dir)
     if not sources or not any(sources.values()):
         raise AneurysmError("no external cases to pretrain on (is --data-root right?)")
-    prepare_run(run_dir, resume, force)
+    world = init_from_env(config.train.device)
+    check_step_config(config.train)  # under torchrun: join the group; rank 0 writes
+    progress = progress and world.is_main
     counts = {s: len(r) for s, r in sources.items()}
+    with main_first() as main:
+        if main:
+            prepare_run(run_dir, resume, force)
+            if not resume:
+                projection = config.projection.resolved(config.preprocess.image_size)
+                write_run_metadata(run_dir, config, {
+                    "sources": counts, "val_fraction": val_fraction,
+                    "projection": asdict(projection), "processes": world.world_size})
     if resume:
         config = read_run_config(run_dir)
     projection = config.projection.resolved(config.preprocess.image_size)
-    if not resume:
-        write_run_metadata(run_dir, config, {"sources": counts, "val_fraction": val_fraction,
-                                             "projection": asdict(projection)})
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     skipped: list[str] = []
     train_records, val_records, split_ids = [], [], {}
     for name, records in sorted(sources.items()):
+        if world.distributed:  # each rank renders its share into the one shared cache
+            project_records(shard(records), config.data.cache_dir, projection,
+                            workers=config.data.workers or None, skip_bad=True,
+                            progress=progress)
+            barrier()
         projected = project_records(records, config.data.cache_dir, projection,
                                     workers=config.data.workers or None, skip_bad=skip_bad,
                                     progress=progress)
@@ -107,15 +121,16 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
         saved = json.loads(splits_path.read_text())
         if saved != split_ids:
             raise AneurysmError(f"{splits_path}: the data changed since this run was split")
-    else:
+    elif world.is_main:
         atomic_write_text(splits_path, json.dumps(split_ids, indent=1))
-    save_manifest(train_records + val_records, run_dir / "records.json")
+    if world.is_main:
+        save_manifest(train_records + val_records, run_dir / "records.json")
 
     cache = ImageCache(config.data.cache_dir, config.preprocess)
     arrays, bad_images, dropped = build_arrays(train_records + val_records, cache,
                                                skip_bad=skip_bad,
                                                workers=config.data.workers or None,
-                                               progress=progress)
+                                               progress=progress, shared=True)
     index = {s: i for i, s in enumerate(arrays.study_ids)}
     val_ids = {r.study_id for r in val_records}
     train = arrays.subset([i for s, i in index.items() if s not in val_ids])
@@ -133,18 +148,21 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     best = read_checkpoint(run_dir / "pretrain" / "best.pt")
     model = make_model()
     model.load_state_dict(best["state_dict"])
-    save_checkpoint(run_dir / CHECKPOINT, model, {**metadata, "epoch": best["metadata"]["epoch"]})
     scores = _per_source(model, val, config, train)
-    atomic_write_text(run_dir / "pretrain_report.json", json.dumps({
-        "per_source": [asdict(s) for s in scores], "skipped": skipped,
-        "skipped_images": [b.path for b in bad_images], "dropped_studies": dropped,
-        "checkpoint": str(run_dir / CHECKPOINT)}, indent=1))
-    shutil.copyfile(run_dir / "pretrain" / "history.csv", run_dir / "history.csv")
+    if world.is_main:
+        save_checkpoint(run_dir / CHECKPOINT, model,
+                        {**metadata, "epoch": best["metadata"]["epoch"]})
+        atomic_write_text(run_dir / "pretrain_report.json", json.dumps({
+            "per_source": [asdict(s) for s in scores], "skipped": skipped,
+            "skipped_images": [b.path for b in bad_images], "dropped_studies": dropped,
+            "checkpoint": str(run_dir / CHECKPOINT)}, indent=1))
+        shutil.copyfile(run_dir / "pretrain" / "history.csv", run_dir / "history.csv")
+    barrier()
     return scores
 
 
 def _per_source(model, val, config: ExperimentConfig, train) -> list[SourceScore]:
-    device = resolve_device(config.train.device)
+    device = rank_device(resolve_device(config.train.device))
     model = model.to(device)
     probs, _, _ = predict_arrays(model, val, config.train, device)
     source = np.array([s.split(":", 1)[0] for s in val.study_ids])

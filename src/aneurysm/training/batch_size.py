@@ -1,0 +1,85 @@
+"""``train.batch_size: auto``: the per-process batch the device can take, found by trying.
+
+On a GPU the limit is memory: the batch doubles until a training step runs out of memory or
+passes 85% of the card, and the last one that fitted is kept. On a CPU memory is rarely the
+limit but speed is: the batch doubles while views/s still rises by 10% or more. Either way
+the probe runs real forward and backward passes on real studies, then restores the weights,
+so the run trains as if the probe had never happened.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch import nn
+
+from ..model.losses import multitask_loss
+from .arrays import StudyArrays
+from .augment import prepare_batch
+from .config import TrainConfig
+from .dataset import StudyDataset
+
+#: the largest batch tried; beyond it a CPU gains nothing and a GPU run wants accumulation
+MAX_AUTO_BATCH = 64
+
+
+def _step(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
+          device: torch.device) -> None:
+    from .steps import autocast
+
+    with autocast(device, cfg.precision):
+        out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+        loss = multitask_loss(out, batch, cfg.loss_weights())
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def _batch(arrays: StudyArrays, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+    data = StudyDataset(arrays)
+    rows = [data[i % len(data)] for i in range(n)]
+    batch = {k: torch.stack([r[k] for r in rows]).to(device) for k in rows[0]}
+    return prepare_batch(batch)
+
+
+def auto_batch_size(model: nn.Module, arrays: StudyArrays, cfg: TrainConfig,
+                    device: torch.device, limit: int = MAX_AUTO_BATCH) -> int:
+    """The per-process batch size to train with; the model's weights are left as they were."""
+    state = copy.deepcopy(model.state_dict())
+    was_training = model.training
+    model.train()
+    best, best_rate, size = 1, 0.0, 1
+    limit = max(1, min(limit, len(arrays)))
+    batch = None
+    try:
+        while size <= limit:
+            batch = _batch(arrays, size, device)
+            try:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                _step(model, batch, cfg, device)  # warm-up: allocator, kernels
+                start = time.perf_counter()
+                _step(model, batch, cfg, device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+            except torch.OutOfMemoryError:
+                break
+            rate = size / (time.perf_counter() - start)
+            if device.type == "cuda":
+                total = torch.cuda.get_device_properties(device).total_memory
+                if torch.cuda.max_memory_allocated(device) > 0.85 * total:
+                    break
+                best = size  # on a GPU bigger is better while it fits
+            else:
+                if rate < 1.1 * best_rate:
+                    break
+                best, best_rate = size, rate
+            size *= 2
+    finally:
+        del batch
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        model.load_state_dict(state)
+        model.train(was_training)
+    return best
