@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from aneurysm.cli.main import cli
 from aneurysm.model import ModelConfig, build_model
 from aneurysm.model.losses import footprint_points
+from conftest import write_config
 
 
 def test_point_target_is_the_centroid_of_the_aneurysm_cells():
@@ -17,8 +18,8 @@ def test_point_target_is_the_centroid_of_the_aneurysm_cells():
     assert points[1, 0] == 0.0
 
 
-def test_pretrain_aux_weight_trains_the_point_head(external_root, tmp_path, cfg):
-    cfg.write_text(cfg.read_text().replace("model: {", "model: {head: global, "))
+def test_pretrain_aux_weight_trains_the_point_head(external_root, tmp_path):
+    cfg = write_config(tmp_path, model={"head": "global"})
 
     def head_after(aux: str, out: str) -> torch.Tensor:
         result = CliRunner().invoke(cli, ["pretrain", "--data-root", str(external_root),

@@ -14,6 +14,7 @@ from PIL import Image
 
 from aneurysm.cli.main import cli
 from aneurysm.schema import KIUM_COLUMNS
+from conftest import write_config
 
 
 def _finetune(root, out, cfg, *extra):
@@ -85,7 +86,7 @@ def test_finetune_writes_a_complete_reproducible_run(kium_root, tmp_path, cfg):
     # init from a finished run's checkpoint: body matches; another embed size does not
     assert _finetune(kium_root, tmp_path / "run3", cfg, "--init",
                      str(out / "fold_0" / "best.pt")).exit_code == 0
-    cfg.write_text(cfg.read_text().replace("embed_dim: 32", "embed_dim: 16"))
+    cfg = write_config(tmp_path, "embed16.yaml", model={"embed_dim": 16})
     bad = _finetune(kium_root, tmp_path / "run4", cfg, "--init", str(out / "fold_0" / "best.pt"))
     assert bad.exit_code == 2 and "embed_dim" in bad.output
 
@@ -140,7 +141,7 @@ def test_evaluate_matches_by_index_and_refuses_other_index_sets(kium_root, tmp_p
 
 
 def test_resume_finishes_a_killed_run_without_redoing_epochs(kium_root, tmp_path, cfg):
-    cfg.write_text(cfg.read_text().replace("epochs: 2", "epochs: 4"))
+    cfg = write_config(tmp_path, train={"epochs": 4})
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "aneurysm", "finetune", "--root", str(kium_root), "--out",
            str(out), "--config", str(cfg), "--folds", "2"]

@@ -17,6 +17,7 @@ from aneurysm.projection import ProjectionConfig, project_records
 from aneurysm.projection.stage import read_positions
 from aneurysm.registry import get_adapter
 from aneurysm.schema import KIUM_VIEW_NAMES
+from conftest import write_config
 
 
 def _records(root):
@@ -120,7 +121,7 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     meta = json.loads((tmp_path / "ft" / "meta.json").read_text())
     assert meta["init"].endswith("pretrained.pt")
 
-    cfg.write_text(cfg.read_text().replace("image_size: 32", "image_size: 48"))
+    cfg = write_config(tmp_path, "size48.yaml", preprocess={"image_size": 48})
     bad = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--config", str(cfg),
                               "--folds", "2", "--out", str(tmp_path / "ft2"), "--init",
                               str(tmp_path / "pre" / "pretrained.pt")])
