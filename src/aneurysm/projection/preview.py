@@ -68,7 +68,9 @@ def save_sources_preview(sources: dict[str, list[StudyRecord]], path: str | Path
             if outline is not None:
                 ax.contour(outline, levels=[0.5], colors="red", linewidths=0.8)
     fig.suptitle("K-ium views (top) and projected external cases in the same views; "
-                 "red: aneurysm footprints", fontsize=10)
+                 "red: aneurysm footprints" if "kium" in sources else
+                 "Projected external cases in the eight K-ium views; red: aneurysm footprints",
+                 fontsize=10)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=70)
     plt.close(fig)
