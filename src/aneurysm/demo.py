@@ -100,7 +100,7 @@ def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60,
         probs = evaluate_tables(read_table(truth, "ground truth"),
                                 predicted.probabilities.set_index("Index"), truth, output)
         save_evaluation(run, held_out)
-        report = report_run(run).report
+        report_run(run, report=report)
     defined = [s.auroc for s in probs.locations if not math.isnan(s.auroc)]
     return DemoResult(out, doctor, report, held_out,
                       float(np.mean(defined)) if defined else math.nan, scores,

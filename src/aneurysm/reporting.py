@@ -29,13 +29,15 @@ class ReportFiles:
     cases: int  # error cases drawn
 
 
-def report_run(run_dir: str | Path, n_boot: int = 2000, cases_per_kind: int = 4
-               ) -> ReportFiles:
+def report_run(run_dir: str | Path, n_boot: int = 2000, cases_per_kind: int = 4,
+               report: RunReport | None = None) -> ReportFiles:
+    """``report``: the run's ``write_report`` result when the caller already has it (the demo
+    writes report.md before it scores the test set), so it is not computed twice."""
     run_dir = Path(run_dir)
     if (run_dir / "oof.csv").is_file():
         from .inference.cases import cases_to_json, render_error_cases
 
-        report = write_report(run_dir, n_boot)
+        report = report or write_report(run_dir, n_boot)
         cases, note = render_error_cases(run_dir, cases_per_kind)
         listed = cases_to_json(cases)
         atomic_write_text(run_dir / "report_cases.json", json.dumps(listed, indent=1))

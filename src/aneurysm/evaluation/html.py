@@ -127,7 +127,7 @@ def pretrain_context(run_dir: Path, montage: Path | None) -> dict:
     figures = run_dir / "report_figures"
     figures.mkdir(exist_ok=True)
     history = pd.read_csv(run_dir / "history.csv")
-    plot_learning_curves({0: history}, figures / "pretrain_curves.png")
+    plot_learning_curves({"pretraining": history}, figures / "pretrain_curves.png")
     report = _json(run_dir / "pretrain_report.json")
     images = {"curves": data_uri(figures / "pretrain_curves.png")}
     if montage is not None and montage.is_file():

@@ -37,10 +37,12 @@ def plot_roc(oof: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_learning_curves(histories: dict[int, pd.DataFrame], path: Path) -> None:
+def plot_learning_curves(histories: dict[int | str, pd.DataFrame], path: Path) -> None:
+    """Per fold (int keys) or per named run (str keys, e.g. a pretraining)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    for fold, h in sorted(histories.items()):
-        line, = a1.plot(h["epoch"], h["train_loss"], lw=1, label=f"fold {fold} train")
+    for fold, h in sorted(histories.items(), key=lambda kv: str(kv[0])):
+        name = fold if isinstance(fold, str) else f"fold {fold}"
+        line, = a1.plot(h["epoch"], h["train_loss"], lw=1, label=f"{name} train")
         a1.plot(h["epoch"], h["val_loss"], lw=1, ls="--", color=line.get_color())
         a2.plot(h["epoch"], h["train_auroc"], lw=1, color=line.get_color())
         a2.plot(h["epoch"], h["val_auroc"], lw=1, ls="--", color=line.get_color())

@@ -46,8 +46,8 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
              splits_file: str | None = None, skip_bad: bool = False,
              progress: bool = True) -> list[FoldResult]:
     run_dir = Path(run_dir)
-    world = init_from_env(config.train.device)
-    check_step_config(config.train)  # under torchrun: join the group; rank 0 writes
+    world = init_from_env(config.train.device)  # under torchrun: join the group; rank 0 writes
+    check_step_config(config.train)  # refuse impossible step settings before writing anything
     progress = progress and world.is_main
     with main_first() as main:
         if main:

@@ -82,8 +82,8 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     run_dir = Path(run_dir)
     if not sources or not any(sources.values()):
         raise AneurysmError("no external cases to pretrain on (is --data-root right?)")
-    world = init_from_env(config.train.device)
-    check_step_config(config.train)  # under torchrun: join the group; rank 0 writes
+    world = init_from_env(config.train.device)  # under torchrun: join the group; rank 0 writes
+    check_step_config(config.train)  # refuse impossible step settings before writing anything
     progress = progress and world.is_main
     counts = {s: len(r) for s, r in sources.items()}
     with main_first() as main:
