@@ -105,3 +105,15 @@ def test_step_options_are_checked_and_recorded(kium_root, tmp_path, exact_cfg):
     assert 1 <= chosen <= 8  # a power of two, no more than the fold's training patients
     assert chosen & (chosen - 1) == 0
     assert len(_oof(auto)) == 10
+
+
+def test_compiled_model_trains_like_the_eager_one(kium_root, tmp_path):
+    """``--compile`` on the default (dense) model: the same predictions, plain checkpoints.
+    (It once failed on the decoder's zero-width replicate pad in channels-last memory.)"""
+    cfg = write_config(tmp_path, train={"epochs": 1})
+    eager = _single(kium_root, tmp_path / "eager", cfg)
+    compiled = _single(kium_root, tmp_path / "compiled", cfg, "--compile")
+    assert np.allclose(eager["presence_prob"], compiled["presence_prob"], atol=1e-4)
+    state = torch.load(tmp_path / "compiled" / "fold_0" / "best.pt",
+                       weights_only=True)["state_dict"]
+    assert not any("_orig_mod" in k for k in state)

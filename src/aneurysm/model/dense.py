@@ -49,6 +49,19 @@ def smooth_max(maps: torch.Tensor, sharpness: float) -> torch.Tensor:
     return (torch.logsumexp(sharpness * flat, -1) - math.log(flat.shape[-1])) / sharpness
 
 
+class _UpCat(UpCat):
+    """MONAI's ``UpCat`` that pads only when a size is odd. MONAI's calls a replicate pad of
+    width zero on every pass, whose backward ``torch.compile`` cannot trace in channels-last
+    memory; the result is the same."""
+
+    def forward(self, x: torch.Tensor, x_e: torch.Tensor) -> torch.Tensor:
+        x_0 = self.upsample(x)
+        if x_e.shape[-2:] != x_0.shape[-2:]:  # odd edges after 2x pooling: one more on the right
+            x_0 = F.pad(x_0, [0, int(x_e.shape[-1] != x_0.shape[-1]),
+                              0, int(x_e.shape[-2] != x_0.shape[-2])], "replicate")
+        return self.convs(torch.cat([x_e, x_0], dim=1))
+
+
 class MapNet(nn.Module):
     """Per view: a MONAI ResNet encoder (strides 4-32) and a U-Net decoder of MONAI ``UpCat``
     blocks back to stride 4, with a 1x1 map head. Returns (logit map, features) at stride 4."""
@@ -63,7 +76,7 @@ class MapNet(nn.Module):
         ins = [out[3], decoder[0], decoder[1]]
         skips = [out[2], out[1], out[0]]
         self.decoder = nn.ModuleList(
-            UpCat(2, i, s, o, act=("relu", {"inplace": True}), norm="batch", bias=False,
+            _UpCat(2, i, s, o, act=("relu", {"inplace": True}), norm="batch", bias=False,
                   upsample="nontrainable", interp_mode="nearest", align_corners=None)
             for i, s, o in zip(ins, skips, decoder))
         self.map_head = nn.Conv2d(decoder[2], 1, kernel_size=1)
