@@ -14,6 +14,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from ..model.losses import multitask_loss
 from .arrays import StudyArrays
@@ -37,10 +38,10 @@ def _step(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
 
 
 def _batch(arrays: StudyArrays, n: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """``n`` studies (repeated when there are fewer) collated as the training loader does."""
     data = StudyDataset(arrays)
-    rows = [data[i % len(data)] for i in range(n)]
-    batch = {k: torch.stack([r[k] for r in rows]).to(device) for k in rows[0]}
-    return prepare_batch(batch)
+    batch = default_collate([data[i % len(data)] for i in range(n)])
+    return prepare_batch({k: v.to(device) for k, v in batch.items()})
 
 
 def auto_batch_size(model: nn.Module, arrays: StudyArrays, cfg: TrainConfig,
