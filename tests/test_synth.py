@@ -99,3 +99,24 @@ def test_anatomy_puts_aneurysm_on_its_labelled_segment():
 def test_preview_writes_a_png(kium_master, tmp_path):
     out = save_preview(kium_master, tmp_path / "p.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("inner_first", [True, False])
+def test_overlapping_aneurysms_leave_no_empty_mask(inner_first):
+    import dataclasses
+
+    from aneurysm.synth.anatomy import Sphere
+    from aneurysm.synth.volume import voxelise
+
+    rng = np.random.default_rng(5)
+    anatomy = add_aneurysms(sample_anatomy(rng), ["L_MCA", "R_MCA"], rng)
+    big = next(s for s in anatomy.spheres if s.location == "L_MCA")
+    inner = Sphere(big.center.copy(), big.radius * 0.3, "ACOM", "ACOM")  # wholly inside it
+    pair = (inner, big) if inner_first else (big, inner)
+    anatomy = dataclasses.replace(anatomy, spheres=pair + anatomy.spheres)
+    vol = voxelise(anatomy, "TOF", 1.5, rng)
+    ids = [k for k in np.unique(vol.lesions) if k]
+    assert ids == list(range(1, len(vol.lesion_locations) + 1))  # consecutive, none empty
+    assert "L_MCA" in vol.lesion_locations
+    # written first, the small one keeps its voxels; written after, it has none and is dropped
+    assert ("ACOM" in vol.lesion_locations) == inner_first

@@ -97,8 +97,14 @@ def _spheres(anatomy: Anatomy, shape: tuple[int, int, int], spacing: float,
         if sph.location is not None:
             key = (sph.segment, sph.location)  # a daughter sac belongs to its parent aneurysm
             k = lesion_id.setdefault(key, len(lesion_id) + 1)
-            lesions[box][inside] = k
-    return any_sphere, lesions, tuple(loc for _, loc in lesion_id)
+            lesions[box][inside & (lesions[box] == 0)] = k  # touching aneurysms keep their own
+    # an aneurysm swallowed whole by a neighbour has no voxel of its own: renumber the rest, so
+    # every written mask holds its lesion (a source's reader rightly refuses an empty mask)
+    kept = [k for k in range(1, len(lesion_id) + 1) if (lesions == k).any()]
+    if len(kept) < len(lesion_id):
+        lesions = np.searchsorted(np.array([0] + kept), lesions).astype(np.uint8) * np.isin(
+            lesions, kept)
+    return any_sphere, lesions, tuple(loc for (_, loc), k in lesion_id.items() if k in kept)
 
 
 def voxelise(anatomy: Anatomy, modality: str, spacing: float, rng: np.random.Generator,
