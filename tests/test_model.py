@@ -83,6 +83,22 @@ def test_dense_outputs_a_map_per_view_at_stride_four():
     assert (torch.sigmoid(out["presence"]) >= torch.sigmoid(out["view_logits"]).amax(1) - 1e-6).all()
 
 
+def test_unshuffle_stem_sees_every_pixel_at_the_cost_of_the_smaller_view():
+    model = _model(stem_unshuffle=2)
+    images = torch.rand(1, 8, 1, 64, 64)
+    mask = torch.ones(1, 8, dtype=bool)
+    out = model(images, VIEW_IDS, mask)
+    assert out["maps"].shape == (1, 8, 8, 8)  # stride 8 on the 64-px view
+    # the first layer takes 2 x 2 pixel blocks as channels: a one-pixel change inside a block
+    # still moves that block's map cell, so nothing is thrown away by the downsampling
+    moved = images.clone()
+    moved[0, 0, 0, 17, 17] += 1.0
+    assert (model(moved, VIEW_IDS, mask)["maps"][0, 0] - out["maps"][0, 0]).abs().max() > 0
+    small = _model()
+    assert sum(p.numel() for p in model.parameters()) - sum(
+        p.numel() for p in small.parameters()) == 3 * 5 * 5 * 16  # three more input channels
+
+
 def test_map_loss_counts_known_cells_only():
     maps = torch.zeros(1, 2, 4, 4, requires_grad=True)
     target = torch.zeros(1, 2, 4, 4)
@@ -170,6 +186,10 @@ def test_bad_model_settings_are_named(tmp_path):
         ModelConfig(head="sparse")
     with pytest.raises(ConfigError, match="decoder_channels"):
         ModelConfig(decoder_channels=(8, 8))
+    path = tmp_path / "odd.yaml"
+    path.write_text("preprocess: {image_size: 130}\nmodel: {stem_unshuffle: 4}\n")
+    with pytest.raises(ConfigError, match="multiple of model.stem_unshuffle"):
+        load_config(path)
     path = tmp_path / "bad.yaml"
     path.write_text("model: {head: sparse}\n")
     with pytest.raises(ConfigError, match="model.head"):

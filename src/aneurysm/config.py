@@ -44,6 +44,12 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        k = self.model.stem_unshuffle
+        if self.model.head == "dense" and self.preprocess.image_size % k:
+            raise ValueError(f"preprocess.image_size {self.preprocess.image_size} must be a "
+                             f"multiple of model.stem_unshuffle {k}")
+
 
 def _build(cls: type[T], values: Any, where: str) -> T:
     if not isinstance(values, dict):

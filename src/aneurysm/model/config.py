@@ -25,6 +25,10 @@ class ModelConfig:
     encoder_block: str = "basic"
     decoder_channels: tuple[int, ...] = (64, 32, 16)  # dense head: strides 16, 8, 4
     pool_sharpness: float = 5.0  # dense head: r of the log-sum-exp smooth maximum over a map
+    #: dense head: fold each k x k pixel block into k^2 channels before the encoder, so a view at
+    #: k times the resolution costs the encoder what the smaller one does while its first
+    #: layer still sees every pixel; the map's stride becomes 4k. 1 = off
+    stem_unshuffle: int = 1
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -32,6 +36,8 @@ class ModelConfig:
         if self.head == "dense" and (len(self.encoder_layers) != 4
                                      or len(self.decoder_channels) != 3):
             raise ConfigError("model.encoder_layers needs 4 entries and model.decoder_channels 3")
+        if self.stem_unshuffle < 1:
+            raise ConfigError(f"model.stem_unshuffle must be >= 1, got {self.stem_unshuffle}")
         if self.encoder_block not in ("basic", "bottleneck"):
             raise ConfigError(f"model.encoder_block must be basic or bottleneck, got "
                               f"{self.encoder_block!r}")
@@ -42,5 +48,7 @@ class ModelConfig:
                                           ("width", "encoder_layers", "decoder_channels")))
         if self.head == "dense" and self.encoder_block != "basic":  # older checkpoints lack it
             keep += ("encoder_block",)
+        if self.head == "dense" and self.stem_unshuffle != 1:
+            keep += ("stem_unshuffle",)
         values = asdict(self)
         return {k: list(values[k]) if isinstance(values[k], tuple) else values[k] for k in keep}

@@ -64,13 +64,16 @@ class _UpCat(UpCat):
 
 class MapNet(nn.Module):
     """Per view: a MONAI ResNet encoder (strides 4-32) and a U-Net decoder of MONAI ``UpCat``
-    blocks back to stride 4, with a 1x1 map head. Returns (logit map, features) at stride 4."""
+    blocks back to stride 4, with a 1x1 map head. Returns (logit map, features) at stride 4
+    (4k with a k x k pixel-unshuffle stem)."""
 
     def __init__(self, width: int, layers: tuple[int, ...], decoder: tuple[int, ...],
-                 block: str = "basic") -> None:
+                 block: str = "basic", unshuffle: int = 1) -> None:
         super().__init__()
         planes = [width, 2 * width, 4 * width, 8 * width]
-        self.encoder = ResNet(block, list(layers), planes, spatial_dims=2, n_input_channels=1,
+        self.unshuffle = unshuffle
+        self.encoder = ResNet(block, list(layers), planes, spatial_dims=2,
+                              n_input_channels=unshuffle * unshuffle,
                               conv1_t_size=5, conv1_t_stride=2, feed_forward=False)
         out = [p * (4 if block == "bottleneck" else 1) for p in planes]  # bottleneck expands x4
         ins = [out[3], decoder[0], decoder[1]]
@@ -85,6 +88,8 @@ class MapNet(nn.Module):
         self.to(memory_format=torch.channels_last)  # a quarter faster on CPU, and on GPUs too
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)
         x = x.contiguous(memory_format=torch.channels_last)
         e = self.encoder
         x = e.maxpool(e.act(e.bn1(e.conv1(x))))
@@ -103,7 +108,7 @@ class DenseMultiViewNet(nn.Module):
         super().__init__()
         self.config = config
         self.body = MapNet(config.width, config.encoder_layers, config.decoder_channels,
-                           config.encoder_block)
+                           config.encoder_block, config.stem_unshuffle)
         c, e = self.body.out_channels, config.embed_dim
         self.view_embedding = nn.Embedding(len(VIEW_TYPES), e)
         self.dropout = nn.Dropout(config.dropout)
@@ -122,7 +127,7 @@ class DenseMultiViewNet(nn.Module):
         b, v = images.shape[:2]
         present = view_mask.reshape(-1)
         flat = images.reshape(b * v, *images.shape[2:])
-        h = w = max(images.shape[-1] // MAP_STRIDE, 1)
+        h = w = max(images.shape[-1] // (MAP_STRIDE * self.config.stem_unshuffle), 1)
         dtype = self.heads["view_bias"].weight.dtype
         maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
         feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)
