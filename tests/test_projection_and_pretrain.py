@@ -129,6 +129,26 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     assert "image_size: checkpoint has 32, this run uses 48" in bad.output
 
 
+def test_a_learning_curve_trains_on_a_share_and_validates_on_the_same_cases(external_root,
+                                                                          tmp_path, cfg):
+    from aneurysm.sources import load_sources
+    from aneurysm.training.pretrain import pretrain
+
+    config = load_config(cfg, {"train": {"pretrain_epochs": 1}})
+    sources, _ = load_sources(["adam", "lausanne", "rsna2025"], external_root)
+    splits = {}
+    for share in (1.0, 0.5):
+        pretrain(tmp_path / str(share), sources, config, val_fraction=0.3, train_share=share,
+                 progress=False)
+        splits[share] = json.loads((tmp_path / str(share) / "splits.json").read_text())
+        assert json.loads((tmp_path / str(share) / "meta.json").read_text())["train_share"] == share
+    for name in sources:
+        full, half = splits[1.0][name], splits[0.5][name]
+        assert half["val"] == full["val"] and half["val"]
+        assert set(half["train"]) < set(full["train"])
+        assert len(half["train"]) == max(1, round(len(full["train"]) / 2))
+
+
 def test_pretrain_without_sources_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["pretrain", "--data-root", str(tmp_path)])
     assert result.exit_code == 2 and "no external source folder" in result.output

@@ -117,6 +117,9 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--val-fraction", default=0.2, show_default=True,
               help="Per-source patient-level validation share, split before pooling.")
+@click.option("--train-share", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0,
+              show_default=True, help="Train on this share of each source's training patients, "
+                                      "validation unchanged: a learning curve.")
 @click.option("--aux-weight", type=float, default=None,
               help="Weight of the auxiliary localisation loss on projected aneurysm positions "
                    "(override train.aux_point_weight; 0 = off).")
@@ -126,7 +129,7 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
 @click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
 @speed_options
 def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fraction,
-                 aux_weight, cache_dir, resume, force, skip_bad, speed) -> None:
+                 train_share, aux_weight, cache_dir, resume, force, skip_bad, speed) -> None:
     """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
     from ..sources import load_sources
     from ..training.pretrain import CHECKPOINT, pretrain
@@ -140,7 +143,7 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fr
         for problem in problems:
             console.print(f"[yellow]skipped[/] ({name}): {problem}")
     scores = pretrain(out, records, config, val_fraction=val_fraction, resume=resume,
-                      force=force, skip_bad=skip_bad)
+                      force=force, skip_bad=skip_bad, train_share=train_share)
     if not topology().is_main:  # under torchrun rank 0 reports
         return
     print_source_scores(console, scores, sum(len(v) for v in skipped.values()))

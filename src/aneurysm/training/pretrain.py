@@ -78,7 +78,10 @@ def _namespaced(r: StudyRecord) -> StudyRecord:
 def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
              config: ExperimentConfig,
              val_fraction: float = 0.2, resume: bool = False, force: bool = False,
-             skip_bad: bool = False, progress: bool = True) -> list[SourceScore]:
+             skip_bad: bool = False, progress: bool = True,
+             train_share: float = 1.0) -> list[SourceScore]:
+    """``train_share`` < 1 trains on that share of each source's training patients and keeps
+    the validation split as it is: a learning curve, to see whether more data would help."""
     run_dir = Path(run_dir)
     if not sources or not any(sources.values()):
         raise AneurysmError("no external cases to pretrain on (is --data-root right?)")
@@ -92,7 +95,7 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
             if not resume:
                 projection = config.projection.resolved(config.preprocess.image_size)
                 write_run_metadata(run_dir, config, {
-                    "sources": counts, "val_fraction": val_fraction,
+                    "sources": counts, "val_fraction": val_fraction, "train_share": train_share,
                     "projection": asdict(projection), "processes": world.world_size})
     if resume:
         config = read_run_config(run_dir)
@@ -113,6 +116,10 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
         skipped += projected.skipped
         tr, va = holdout_split([_namespaced(r) for r in projected.records], val_fraction,
                                config.train.seed)
+        if train_share < 1.0:
+            patients = sorted({r.patient_id for r in tr})
+            keep = set(patients[:max(1, round(len(patients) * train_share))])
+            tr = [r for r in tr if r.patient_id in keep]
         train_records += tr
         val_records += va
         split_ids[name] = {"train": [r.study_id for r in tr], "val": [r.study_id for r in va]}
