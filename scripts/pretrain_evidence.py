@@ -158,7 +158,8 @@ def run_seed(out: Path, seed: int, base: ExperimentConfig, arms: tuple[Arm, ...]
     return result
 
 
-def _mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float]) -> str:
+    """'mean ± sd' of the defined values, 'n/a' without any."""
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return "n/a"
@@ -180,7 +181,7 @@ def tables(results: list[dict], study: str, args, minutes: float) -> str:
              "|---|" + "---|" * len(METRICS)]
     for arm in arms:
         lines.append(f"| {arm} | " + " | ".join(
-            _mean_sd([r["arms"][arm][m] for r in results]) for m in METRICS) + " |")
+            mean_sd([r["arms"][arm][m] for r in results]) for m in METRICS) + " |")
     lines += ["", "Mean ± sd over seeds.", "", "Paired differences per seed "
               "(held-out AUROC; mean per-location AUROC in brackets):", "",
               "| difference | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
@@ -208,7 +209,7 @@ def tables(results: list[dict], study: str, args, minutes: float) -> str:
                   "|---|" + "---|" * len(sources)]
         for arm in pretrained:
             lines.append(f"| {arm} | " + " | ".join(
-                _mean_sd([r["pretrain"][arm]["per_source"][s] for r in results])
+                mean_sd([r["pretrain"][arm]["per_source"][s] for r in results])
                 for s in sources) + " |")
         lines += ["", "n/a: a source without negatives (CADA) or without positives (TopCoW) "
                   "has no AUROC."]

@@ -43,6 +43,15 @@ def test_benchmark_measures_every_section_on_real_files(tmp_path):
     assert s["inference"]["patients"] == 4 and s["inference"]["folds_ensembled"] == 2
 
 
+def test_pretraining_task_script_knows_its_arms():
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_task.py"), "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "half the external data" in proc.stdout
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_task.py"), "--arms", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
 def test_evidence_script_knows_its_studies():
     proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_evidence.py"), "--help"],
                           capture_output=True, text=True)

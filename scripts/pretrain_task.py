@@ -1,0 +1,218 @@
+"""Does pretraining learn its own task, and what limits it? Arms pretrained side by side.
+
+Pretraining's task is presence per projected external volume (eight angiographic views drawn from
+a 3-D scan, footprints where the source says where the aneurysm is). This script pretrains arms
+that differ in one setting each (amount of data, epochs, width, depth, resolution, domain
+randomisation) on the same synthetic external sources per seed and scores each on a validation split held out per
+source before pooling, larger than the default one so that a source's AUROC is not read off a
+handful of cases. It reports per arm:
+
+- the validation AUROC per source that has negatives (ADAM, Lausanne, RSNA);
+- the training AUROC of the last epoch (underfitting or overfitting?);
+- localisation: the share of validation views showing an aneurysm whose map peaks on it;
+- the wall time of pretraining.
+
+    python scripts/pretrain_task.py                 # default, half the data, 60 epochs; seeds 0-2
+    python scripts/pretrain_task.py --arms "256 px, unshuffled to 128" --seeds 0
+
+Prints mean ± sd over seeds and the paired difference arm − default per seed. After every arm
+it writes OUT/seed_S.json and OUT/pretrain_task.md, the tables over every seed in OUT, so seeds
+can run as parallel processes on one machine (a killed run keeps its finished arms);
+``--report`` prints the tables of what OUT holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aneurysm.config import config_from_dict, config_to_dict, load_config
+from aneurysm.model import build_model
+from aneurysm.model.checkpoint import read_checkpoint
+from aneurysm.preprocessing import ImageCache
+from aneurysm.schema import load_manifest
+from aneurysm.sources import load_sources
+from aneurysm.synth.external import ExternalSynthConfig, write_external
+from aneurysm.training.arrays import build_arrays
+from aneurysm.training.pretrain import CHECKPOINT, pretrain
+from aneurysm.training.steps import iter_outputs, resolve_device
+from pretrain_evidence import mean_sd  # scripts/ is on the path of a script run from it
+
+SOURCES = ("adam", "lausanne", "rsna2025")  # the sources with negatives
+#: {section: {key: value}} on the config; "share": train on that share of each source's training
+#: patients, validation unchanged (a learning curve)
+ARMS: dict[str, dict] = {
+    "default": {},
+    "half the external data": {"share": 0.5},
+    "60 epochs": {"train": {"pretrain_epochs": 60}},
+    "width 32": {"model": {"width": 32, "decoder_channels": [128, 64, 32]}},
+    "2 blocks per stage": {"model": {"encoder_layers": [2, 2, 2, 2]}},
+    "256 px": {"preprocess": {"image_size": 256}},
+    "256 px, unshuffled to 128": {"preprocess": {"image_size": 256},
+                                  "model": {"stem_unshuffle": 2}},
+    "no domain randomisation": {"augment": {"projections": {"enabled": False}}},
+    "256 px, width 32": {"preprocess": {"image_size": 256},
+                         "model": {"width": 32, "decoder_channels": [128, 64, 32]}},
+}
+
+
+#: the arms a plain run compares: is the task limited by data, or by optimisation?
+STUDY = ("default", "half the external data", "60 epochs")
+
+
+def _config(base, overrides: dict, seed: int, cache: Path, device: str):
+    values = config_to_dict(base)
+    for section, entries in overrides.items():
+        if section == "share":
+            continue
+        for key, value in entries.items():
+            if isinstance(value, dict):
+                values[section][key].update(value)
+            else:
+                values[section][key] = value
+    values["data"]["cache_dir"] = str(cache)
+    values["train"]["seed"] = seed
+    if device:
+        values["train"]["device"] = device
+    return config_from_dict(values)
+
+
+def localisation(run: Path, config) -> float:
+    """Share of validation views with an aneurysm footprint whose map peaks on it (or on the
+    ring of unknown cells around it)."""
+    splits = json.loads((run / "splits.json").read_text())
+    val_ids = {s for v in splits.values() for s in v["val"]}
+    records = [r for r in load_manifest(run / "records.json") if r.study_id in val_ids]
+    arrays, _, _ = build_arrays(records, ImageCache(config.data.cache_dir, config.preprocess),
+                                progress=False)
+    model = build_model(config.model)
+    model.load_state_dict(read_checkpoint(run / CHECKPOINT)["state_dict"])
+    device = resolve_device(config.train.device)
+    hits = []
+    for batch, out in iter_outputs(model.to(device), arrays, config.train, device):
+        maps, target = out["maps"].flatten(2), batch["map_target"].flatten(2)
+        weight = batch["map_weight"].flatten(2)
+        peak = maps.argmax(-1, keepdim=True)
+        shown = (target.amax(-1) > 0.5) & batch["view_mask"]
+        on = (target.gather(-1, peak) > 0.5) | (weight.gather(-1, peak) == 0)
+        hits += on[..., 0][shown].tolist()
+    return float(np.mean(hits)) if hits else math.nan
+
+
+def run_arm(out: Path, data: Path, name: str, seed: int, base, args) -> dict:
+    config = _config(base, ARMS[name], seed, out / f"seed_{seed}" / "cache", args.device)
+    sources, _ = load_sources(["external"], data)
+    run = out / f"seed_{seed}" / name.replace(" ", "_")
+    start = time.time()
+    scores = pretrain(run, sources, config, val_fraction=args.val_fraction, force=True,
+                      progress=False, train_share=ARMS[name].get("share", 1.0))
+    minutes = (time.time() - start) / 60
+    history = pd.read_csv(run / "history.csv")
+    return {"seed": seed, "arm": name, "minutes": minutes,
+            "per_source": {str(s.source): s.auroc for s in scores if s.source in SOURCES},
+            "val_cases": {str(s.source): [s.val, s.val_positive] for s in scores},
+            "train_auroc": float(history["train_auroc"].iloc[-1]),
+            "localisation": localisation(run, config)}
+
+
+def load_results(out: Path) -> list[dict]:
+    return [r for path in sorted(out.glob("seed_*.json")) for r in json.loads(path.read_text())]
+
+
+def tables(results: list[dict], args) -> str:
+    arms = [a for a in ARMS if any(r["arm"] == a for r in results)]
+    seeds = sorted({r["seed"] for r in results})
+    get = {(r["arm"], r["seed"]): r for r in results}
+    cases = next(iter(results))["val_cases"]
+    lines = [f"Synthetic external sources per seed: RSNA {args.rsna}, ADAM {args.adam}, Lausanne "
+             f"{args.lausanne}, CADA {args.cada}, TopCoW {args.topcow} patients; validation "
+             f"fraction {args.val_fraction} per source (seed {seeds[0]}: "
+             + ", ".join(f"{s} {n} cases, {p} positive" for s, (n, p) in sorted(cases.items())
+                         if s in SOURCES) + f"). Config: {args.config or 'built-in defaults'}.",
+             "", "| arm | " + " | ".join(f"{s} val AUROC" for s in SOURCES)
+             + " | train AUROC, last epoch | map peaks on the aneurysm | minutes |",
+             "|---|" + "---|" * (len(SOURCES) + 3)]
+    for arm in arms:
+        rows = [get[(arm, s)] for s in seeds if (arm, s) in get]
+        lines.append(f"| {arm} | " + " | ".join(
+            mean_sd([r["per_source"].get(s, math.nan) for r in rows]) for s in SOURCES)
+            + f" | {mean_sd([r['train_auroc'] for r in rows])} | "
+            f"{mean_sd([r['localisation'] for r in rows])} | "
+            f"{statistics.mean(r['minutes'] for r in rows):.1f} |")
+    lines += ["", f"Mean ± sd over seeds {seeds}.", "",
+              "Paired differences arm − default per seed, mean validation AUROC over "
+              f"{', '.join(SOURCES)}:", "",
+              "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+              "|---|" + "---|" * (len(seeds) + 1)]
+    for arm in arms[1:]:
+        diffs = []
+        for s in seeds:
+            if (arm, s) in get and ("default", s) in get:
+                a, b = (np.nanmean([get[(x, s)]["per_source"].get(k, math.nan) for k in SOURCES])
+                        for x in (arm, "default"))
+                diffs.append(float(a - b))
+            else:
+                diffs.append(math.nan)
+        lines.append(f"| {arm} | " + " | ".join(f"{d:+.3f}" for d in diffs)
+                     + f" | {np.nanmean(diffs):+.3f} |")
+    lines += ["", "Wall time per seed, synthesis and projection included: " + ", ".join(
+        f"seed {s} {_seed_minutes(results, s):.1f} min" for s in seeds) + "."]
+    return "\n".join(lines)
+
+
+def _seed_minutes(results: list[dict], seed: int) -> float:
+    return max(r["elapsed"] for r in results if r["seed"] == seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arms", nargs="+", default=list(STUDY), choices=list(ARMS), metavar="ARM",
+                    help=f"any of: {'; '.join(ARMS)} (default: {'; '.join(STUDY)}); "
+                         "'default' always runs")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default="runs/pretrain-task")
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--device", default="", help="override train.device (cpu, cuda)")
+    ap.add_argument("--val-fraction", type=float, default=0.35)
+    ap.add_argument("--rsna", type=int, default=150)
+    ap.add_argument("--adam", type=int, default=80)
+    ap.add_argument("--lausanne", type=int, default=120)
+    ap.add_argument("--cada", type=int, default=20)
+    ap.add_argument("--topcow", type=int, default=10)
+    ap.add_argument("--report", action="store_true", help="only print the tables of OUT")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if args.report:
+        print(tables(load_results(out), args))
+        return
+    if "default" not in args.arms:
+        args.arms.insert(0, "default")
+    out.mkdir(parents=True, exist_ok=True)
+    base = load_config(args.config)
+    for seed in args.seeds:
+        start = time.time()
+        data = out / f"seed_{seed}" / "data"
+        if not (data / ".done").is_file():
+            write_external(data, ExternalSynthConfig(
+                rsna=args.rsna, adam=args.adam, lausanne=args.lausanne, cada=args.cada,
+                topcow=args.topcow, seed=seed + 1000), force=True, progress=False)
+            (data / ".done").write_text("")
+        results = []
+        for arm in args.arms:
+            results.append({**run_arm(out, data, arm, seed, base, args),
+                            "elapsed": (time.time() - start) / 60})
+            (out / f"seed_{seed}.json").write_text(json.dumps(results, indent=1))
+            (out / "pretrain_task.md").write_text(tables(load_results(out), args) + "\n")
+            print(f"seed {seed}, {arm}: {results[-1]}", flush=True)
+    print(tables(load_results(out), args))
+
+
+if __name__ == "__main__":
+    main()
