@@ -3,9 +3,9 @@
 Pretraining's task is presence per projected external volume (eight angiographic views drawn from
 a 3-D scan, footprints where the source says where the aneurysm is). This script pretrains arms
 that differ in one setting each (amount of data, epochs, width, depth, resolution, domain
-randomisation) on the same synthetic external sources per seed and scores each on a validation split held out per
-source before pooling, larger than the default one so that a source's AUROC is not read off a
-handful of cases. It reports per arm:
+randomisation) on the same synthetic external sources per seed. It scores each on a validation
+split held out per source before pooling, larger than the default one, so that a source's AUROC
+is not read off a handful of cases. It reports per arm:
 
 - the validation AUROC per source that has negatives (ADAM, Lausanne, RSNA);
 - the training AUROC of the last epoch (underfitting or overfitting?);
@@ -36,6 +36,7 @@ import pandas as pd
 from aneurysm.config import config_from_dict, config_to_dict, load_config
 from aneurysm.model import build_model
 from aneurysm.model.checkpoint import read_checkpoint
+from aneurysm.model.losses import on_map_grid
 from aneurysm.preprocessing import ImageCache
 from aneurysm.schema import load_manifest
 from aneurysm.sources import load_sources
@@ -97,8 +98,9 @@ def localisation(run: Path, config) -> float:
     device = resolve_device(config.train.device)
     hits = []
     for batch, out in iter_outputs(model.to(device), arrays, config.train, device):
-        maps, target = out["maps"].flatten(2), batch["map_target"].flatten(2)
-        weight = batch["map_weight"].flatten(2)
+        target, weight = on_map_grid(batch["map_target"], batch["map_weight"],
+                                     out["maps"].shape[-2:])  # stride 8 when unshuffled
+        maps, target, weight = out["maps"].flatten(2), target.flatten(2), weight.flatten(2)
         peak = maps.argmax(-1, keepdim=True)
         shown = (target.amax(-1) > 0.5) & batch["view_mask"]
         on = (target.gather(-1, peak) > 0.5) | (weight.gather(-1, peak) == 0)
@@ -190,7 +192,10 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     if args.report:
-        print(tables(load_results(out), args))
+        results = load_results(out) if out.is_dir() else []
+        if not results:
+            raise SystemExit(f"{out}: no results (seed_*.json) to report")
+        print(tables(results, args))
         return
     if "default" not in args.arms:
         args.arms.insert(0, "default")

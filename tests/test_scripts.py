@@ -52,6 +52,13 @@ def test_pretraining_task_script_knows_its_arms():
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
+def test_pretraining_task_report_of_an_empty_folder_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_task.py"), "--report",
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "no results" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_evidence_script_knows_its_studies():
     proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_evidence.py"), "--help"],
                           capture_output=True, text=True)

@@ -50,13 +50,20 @@ def noisy_or_loss(location_logits: torch.Tensor, members: torch.Tensor, targets:
     return (loss * v).sum() / v.sum().clamp_min(1.0)
 
 
+def on_map_grid(target: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Footprint cells (target, weight) on a coarser map grid: a cell is aneurysm if any of its
+    cells is, and known only if all of its cells are."""
+    if target.shape[-2:] == tuple(grid):
+        return target, weight
+    return F.adaptive_max_pool2d(target, grid), -F.adaptive_max_pool2d(-weight, grid)
+
+
 def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
              view_mask: torch.Tensor) -> torch.Tensor:
     """Focal loss per known cell of present views, normalised by the aneurysm cells (as
     CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones."""
-    if target.shape[-2:] != maps.shape[-2:]:
-        target = F.adaptive_max_pool2d(target, maps.shape[-2:])
-        weight = -F.adaptive_max_pool2d(-weight, maps.shape[-2:])
+    target, weight = on_map_grid(target, weight, maps.shape[-2:])
     w = weight * view_mask[..., None, None].to(weight.dtype)
     if not bool((w > 0).any()):
         return maps.sum() * 0.0
