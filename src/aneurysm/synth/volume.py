@@ -102,8 +102,9 @@ def _spheres(anatomy: Anatomy, shape: tuple[int, int, int], spacing: float,
     # every written mask holds its lesion (a source's reader rightly refuses an empty mask)
     kept = [k for k in range(1, len(lesion_id) + 1) if (lesions == k).any()]
     if len(kept) < len(lesion_id):
-        lesions = np.searchsorted(np.array([0] + kept), lesions).astype(np.uint8) * np.isin(
-            lesions, kept)
+        renumber = np.zeros(len(lesion_id) + 1, dtype=np.uint8)
+        renumber[kept] = np.arange(1, len(kept) + 1)
+        lesions = renumber[lesions]
     return any_sphere, lesions, tuple(loc for (_, loc), k in lesion_id.items() if k in kept)
 
 
