@@ -14,6 +14,8 @@ is not read off a handful of cases. It reports per arm:
 
     python scripts/pretrain_task.py                 # default, half the data, 60 epochs; seeds 0-2
     python scripts/pretrain_task.py --arms "256 px, unshuffled to 128" --seeds 0
+    python scripts/pretrain_task.py --rsna 450 --adam 240 --lausanne 360 --cada 60 --topcow 30 \
+        --arms "a third of the external data" "a third, 60 epochs" "60 epochs" --device cuda
 
 Prints mean ± sd over seeds and the paired difference arm − default per seed. After every arm
 it writes OUT/seed_S.json and OUT/pretrain_task.md, the tables over every seed in OUT, so seeds
@@ -34,8 +36,7 @@ import numpy as np
 import pandas as pd
 
 from aneurysm.config import config_from_dict, config_to_dict, load_config
-from aneurysm.model import build_model
-from aneurysm.model.checkpoint import read_checkpoint
+from aneurysm.model.checkpoint import load_model
 from aneurysm.model.losses import on_map_grid
 from aneurysm.preprocessing import ImageCache
 from aneurysm.schema import load_manifest
@@ -53,6 +54,11 @@ ARMS: dict[str, dict] = {
     "default": {},
     "half the external data": {"share": 0.5},
     "60 epochs": {"train": {"pretrain_epochs": 60}},
+    # with --rsna 450 --adam 240 --lausanne 360 (three times the default draw) a third of the
+    # training cases is the default's amount: data x epochs on one validation split
+    "a third of the external data": {"share": 1 / 3},
+    "a third, 60 epochs": {"share": 1 / 3, "train": {"pretrain_epochs": 60}},
+    "200 epochs": {"train": {"pretrain_epochs": 200}},
     "width 32": {"model": {"width": 32, "decoder_channels": [128, 64, 32]}},
     "2 blocks per stage": {"model": {"encoder_layers": [2, 2, 2, 2]}},
     "256 px": {"preprocess": {"image_size": 256}},
@@ -93,11 +99,10 @@ def localisation(run: Path, config) -> float:
     records = [r for r in load_manifest(run / "records.json") if r.study_id in val_ids]
     arrays, _, _ = build_arrays(records, ImageCache(config.data.cache_dir, config.preprocess),
                                 progress=False)
-    model = build_model(config.model)
-    model.load_state_dict(read_checkpoint(run / CHECKPOINT)["state_dict"])
     device = resolve_device(config.train.device)
+    model = load_model(run / CHECKPOINT, config.model, device)
     hits = []
-    for batch, out in iter_outputs(model.to(device), arrays, config.train, device):
+    for batch, out in iter_outputs(model, arrays, config.train, device):
         target, weight = on_map_grid(batch["map_target"], batch["map_weight"],
                                      out["maps"].shape[-2:])  # stride 8 when unshuffled
         maps, target, weight = out["maps"].flatten(2), target.flatten(2), weight.flatten(2)

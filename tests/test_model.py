@@ -5,7 +5,7 @@ import torch
 
 from aneurysm.errors import AneurysmError
 from aneurysm.model import ModelConfig, build_model
-from aneurysm.model.checkpoint import load_init, read_checkpoint, save_checkpoint
+from aneurysm.model.checkpoint import load_init, load_model, read_checkpoint, save_checkpoint
 from aneurysm.model.dense import log1mexp, noisy_or_logit, smooth_max
 from aneurysm.model.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
 from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
@@ -245,3 +245,20 @@ def test_a_foreign_payload_is_not_an_aneurysm_checkpoint(tmp_path, payload):
     torch.save(payload, tmp_path / "f.pt")
     with pytest.raises(AneurysmError, match="not an aneurysm checkpoint"):
         read_checkpoint(tmp_path / "f.pt")
+
+
+def test_load_model_rebuilds_a_saved_model_and_refuses_another_config(tmp_path):
+    config = ModelConfig(head="dense", width=8, decoder_channels=[16, 8, 8], embed_dim=16)
+    model = build_model(config)
+    save_checkpoint(tmp_path / "m.pt", model, {})
+    loaded = load_model(tmp_path / "m.pt", config)
+    assert not loaded.training
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    wider = ModelConfig(head="dense", width=16, decoder_channels=[16, 8, 8], embed_dim=16)
+    with pytest.raises(AneurysmError, match=r"m.pt: does not fit the run's model config: shape differs") as err:
+        load_model(tmp_path / "m.pt", wider)
+    assert "\n" not in str(err.value)
+    other_head = ModelConfig(head="global", backbone="timm/test_resnet", embed_dim=16)
+    with pytest.raises(AneurysmError, match=r"missing \(\d+\).*unexpected \(\d+\)"):
+        load_model(tmp_path / "m.pt", other_head)

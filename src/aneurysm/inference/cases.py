@@ -16,8 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from ..errors import AneurysmError
-from ..model import build_model
-from ..model.checkpoint import read_checkpoint
+from ..model.checkpoint import load_model
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, VIEW_TYPES, load_manifest
 from ..training.arrays import build_arrays
@@ -88,11 +87,10 @@ def render_error_cases(run_dir: str | Path, per_kind: int = 4, tile: int = 112
         if not rows:
             continue
         sub = arrays.subset([index[r["study_id"]] for r in rows])
-        model = build_model(config.model).to(device)
         ckpt = run_dir / f"fold_{int(fold)}" / "best.pt"
         if not ckpt.is_file():
             raise AneurysmError(f"{ckpt}: missing; the run's fold {fold} is incomplete")
-        model.load_state_dict(read_checkpoint(ckpt)["state_dict"])
+        model = load_model(ckpt, config.model, device)
         view_maps = predict_maps([model], sub, config.train, device) \
             if config.model.head == "dense" else None
         for i, row in enumerate(rows):

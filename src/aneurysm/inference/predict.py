@@ -12,8 +12,7 @@ import pandas as pd
 
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
-from ..model.checkpoint import read_checkpoint
-from ..model import build_model
+from ..model.checkpoint import load_model
 from ..preprocessing import ImageCache
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
 from ..training.arrays import build_arrays
@@ -62,8 +61,7 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
     probs = np.zeros((len(arrays), len(LOCATION_NAMES)))
     models = []
     for path in checkpoints:
-        model = build_model(config.model).to(device)
-        model.load_state_dict(read_checkpoint(path)["state_dict"])
+        model = load_model(path, config.model, device)
         p, loc, _ = predict_arrays(model, arrays, config.train, device, tta_mirror=tta)
         presence += p / len(checkpoints)
         probs += loc / len(checkpoints)

@@ -16,6 +16,8 @@ from torch import nn
 
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
+from .config import ModelConfig
+from .multiview import build_model
 
 HEAD_PREFIX = "heads."
 _PREFIXES = ("module.", "_orig_mod.")
@@ -76,6 +78,34 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def load_model(path: str | Path, config: ModelConfig,
+               device: torch.device | str = "cpu") -> nn.Module:
+    """The model a run saved, built from the run's own model config and loaded strictly: every
+    key and shape must match, or one line says what differs (a config edited after training,
+    a checkpoint from another run)."""
+    model = build_model(config)
+    source = read_checkpoint(path)["state_dict"]
+    differences = _differences(source, model.state_dict(), lambda key: True)
+    if differences:
+        raise AneurysmError(f"{path}: does not fit the run's model config: {differences}")
+    model.load_state_dict(source)
+    return model.to(device).eval()
+
+
+def _differences(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                 compared) -> str:
+    """Missing, unexpected and reshaped keys among those ``compared`` says to compare, as one
+    line ('' when they all match)."""
+    found = {
+        "missing": [k for k in target if compared(k) and k not in source],
+        "unexpected": [k for k in source if compared(k) and k not in target],
+        "shape differs": [f"{k} {tuple(source[k].shape)} vs {tuple(target[k].shape)}"
+                          for k in target if compared(k) and k in source
+                          and source[k].shape != target[k].shape]}
+    return "; ".join(f"{label} ({len(keys)}): {', '.join(keys[:4])}"
+                     + (" ..." if len(keys) > 4 else "") for label, keys in found.items() if keys)
+
+
 def load_init(model: nn.Module, path: str | Path, expect: dict[str, Any]) -> list[str]:
     """Load a pretrained body into ``model``; heads may differ. Returns the head keys skipped."""
     payload = read_checkpoint(path)
@@ -86,18 +116,9 @@ def load_init(model: nn.Module, path: str | Path, expect: dict[str, Any]) -> lis
         raise AneurysmError(f"{path}: checkpoint does not fit this run: " + "; ".join(differences))
     source = payload["state_dict"]
     target = model.state_dict()
-    missing = [k for k in target if k not in source and not k.startswith(HEAD_PREFIX)]
-    unexpected = [k for k in source if k not in target and not k.startswith(HEAD_PREFIX)]
-    shape = [f"{k} {tuple(source[k].shape)} vs {tuple(target[k].shape)}" for k in target
-             if k in source and not k.startswith(HEAD_PREFIX) and source[k].shape != target[k].shape]
-    if missing or unexpected or shape:
-        parts = []
-        for label, items in (("missing", missing), ("unexpected", unexpected),
-                             ("shape differs", shape)):
-            if items:
-                parts.append(f"{label} ({len(items)}): {', '.join(items[:4])}"
-                             + (" ..." if len(items) > 4 else ""))
-        raise AneurysmError(f"{path}: backbone/fusion do not match this model: " + "; ".join(parts))
+    differences = _differences(source, target, lambda key: not key.startswith(HEAD_PREFIX))
+    if differences:
+        raise AneurysmError(f"{path}: backbone/fusion do not match this model: {differences}")
     skipped = [k for k in target if k.startswith(HEAD_PREFIX)
                and (k not in source or source[k].shape != target[k].shape)]
     state = {k: v for k, v in source.items() if k in target and k not in skipped}
