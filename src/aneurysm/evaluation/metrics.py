@@ -98,22 +98,21 @@ class LocationInterval:
 
 def location_intervals(truth: np.ndarray, probs: np.ndarray, n_boot: int = 1000,
                        alpha: float = 0.05) -> list[LocationInterval]:
-    """Per location, AUROC and AP with bootstrap intervals (NaN under 2 positives)."""
+    """Per location, AUROC and AP (``per_location``'s) with bootstrap intervals."""
+    truth, probs = np.asarray(truth), np.asarray(probs, dtype=float)
     out = []
     nan = Interval(math.nan, math.nan, math.nan)
     q = [alpha / 2, 1 - alpha / 2]
-    for j, name in enumerate(LOCATION_NAMES):
-        y = np.asarray(truth)[:, j].astype(int)
-        p = np.asarray(probs, dtype=float)[:, j]
-        n_pos = int(y.sum())
-        if n_pos < 2 or n_pos == len(y):
-            out.append(LocationInterval(name, n_pos, nan, nan, n_pos / max(len(y), 1)))
+    for j, score in enumerate(per_location(truth, probs)):
+        prevalence = score.positives / max(len(truth), 1)
+        if math.isnan(score.auroc):
+            out.append(LocationInterval(score.name, score.positives, nan, nan, prevalence))
             continue
-        aurocs, aps = _resampled_scores(y, p, n_boot, seed=j)
+        aurocs, aps = _resampled_scores(truth[:, j].astype(int), probs[:, j], n_boot, seed=j)
         out.append(LocationInterval(
-            name, n_pos, Interval(safe_auroc(y, p), *map(float, np.quantile(aurocs, q))),
-            Interval(float(average_precision_score(y, p)), *map(float, np.quantile(aps, q))),
-            n_pos / len(y)))
+            score.name, score.positives,
+            Interval(score.auroc, *map(float, np.quantile(aurocs, q))),
+            Interval(score.average_precision, *map(float, np.quantile(aps, q))), prevalence))
     return out
 
 
