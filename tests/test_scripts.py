@@ -63,3 +63,34 @@ def test_evidence_script_knows_its_studies():
     proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_evidence.py"), "--help"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "heads" in proc.stdout and "projection" in proc.stdout
+
+
+def test_pretraining_diagnosis_runs_on_a_real_pretraining_run(external_root, tmp_path):
+    from click.testing import CliRunner
+
+    from aneurysm.cli.main import cli
+    from conftest import write_config
+
+    run = tmp_path / "pre"
+    result = CliRunner().invoke(cli, ["pretrain", "--data-root", str(external_root), "--out",
+                                      str(run), "--config", str(write_config(tmp_path)),
+                                      "--val-fraction", "0.5"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "diagnosis.json"
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_diagnose.py"), str(run),
+                           "--patch", "8", "--epochs", "1", "--json", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "patch CNN" in proc.stdout and "max over views" in proc.stdout
+    (found,) = json.loads(out.read_text())
+    assert set(found["pooling"]) == {"adam", "lausanne", "rsna2025"}
+    counts = found["patches"]["counts"]
+    assert counts["train positive"] > 0 and counts["train negative"] > 0
+    scores = [v for part in ("pooling", "patches") for k, row in found[part].items()
+              if k != "counts" for v in row.values()]
+    assert all(v != v or 0.0 <= v <= 1.0 for v in scores)  # NaN where a split lacks a class
+
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_diagnose.py"), str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "is this a finished `aneurysm pretrain` run?" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
