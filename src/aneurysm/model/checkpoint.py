@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -93,7 +93,7 @@ def load_model(path: str | Path, config: ModelConfig,
 
 
 def _differences(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
-                 compared) -> str:
+                 compared: Callable[[str], bool]) -> str:
     """Missing, unexpected and reshaped keys among those ``compared`` says to compare, as one
     line ('' when they all match)."""
     found = {
