@@ -14,8 +14,8 @@ is not read off a handful of cases. It reports per arm:
 
     python scripts/pretrain_task.py                 # default, half the data, 60 epochs; seeds 0-2
     python scripts/pretrain_task.py --arms "256 px, unshuffled to 128" --seeds 0
-    python scripts/pretrain_task.py --rsna 450 --adam 240 --lausanne 360 --cada 60 --topcow 30 \
-        --arms "a third of the external data" "a third, 60 epochs" "60 epochs" --device cuda
+    python scripts/pretrain_task.py --out runs/pretrain-task-3x --rsna 450 --adam 240 \
+        --lausanne 360 --cada 60 --topcow 30 --arms "a third of the external data"
 
 Prints mean ± sd over seeds and the paired difference arm − default per seed. After every arm
 it writes OUT/seed_S.json and OUT/pretrain_task.md, the tables over every seed in OUT, so seeds
