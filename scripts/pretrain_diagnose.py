@@ -284,7 +284,6 @@ def main() -> None:
     ap.add_argument("--montage", type=Path, default=None,
                     help="PNG of the first run's hardest validation views and their maps")
     args = ap.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     results = []
     for run in args.runs:
         try:
