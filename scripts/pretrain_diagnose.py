@@ -43,8 +43,7 @@ from aneurysm.training.arrays import build_arrays
 from aneurysm.training.pretrain import CHECKPOINT
 from aneurysm.training.steps import iter_outputs, resolve_device
 from pretrain_evidence import mean_sd  # scripts/ is on the path of a script run from it
-
-SOURCES = ("adam", "lausanne", "rsna2025")  # the sources with negatives
+from pretrain_task import SOURCES  # the sources with negatives
 
 
 def _auroc(y: np.ndarray, score: np.ndarray) -> float:
