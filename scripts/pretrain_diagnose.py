@@ -39,7 +39,7 @@ from aneurysm.errors import AneurysmError
 from aneurysm.model.checkpoint import load_model
 from aneurysm.preprocessing import CELL_ANEURYSM, ImageCache
 from aneurysm.schema import load_manifest
-from aneurysm.training.arrays import build_arrays
+from aneurysm.training.arrays import build_arrays, footprint_stride
 from aneurysm.training.pretrain import CHECKPOINT
 from aneurysm.training.steps import iter_outputs, resolve_device
 from pretrain_evidence import mean_sd  # scripts/ is on the path of a script run from it
@@ -60,7 +60,8 @@ def load_run(run: Path) -> dict:
     val_ids = {s for v in splits.values() for s in v["val"]}
     arrays, _, _ = build_arrays(load_manifest(run / "records.json"),
                                 ImageCache(config.data.cache_dir, config.preprocess),
-                                progress=False)
+                                progress=False,
+                                footprint_stride=footprint_stride(config.model.map_stride))
     device = resolve_device(config.train.device)
     model = load_model(run / CHECKPOINT, config.model, device)
     views, studies, maps = [], [], []

@@ -17,10 +17,12 @@ is not read off a handful of cases. It reports per arm:
     python scripts/pretrain_task.py --out runs/pretrain-task-3x --rsna 450 --adam 240 \
         --lausanne 360 --cada 60 --topcow 30 --arms "a third of the external data"
 
-Prints mean ± sd over seeds and the paired difference arm − default per seed. After every arm
-it writes OUT/seed_S.json and OUT/pretrain_task.md, the tables over every seed in OUT, so seeds
-can run as parallel processes on one machine (a killed run keeps its finished arms);
-``--report`` prints the tables of what OUT holds.
+Prints mean ± sd over seeds and the paired difference arm − baseline (``--baseline``, default
+"default") per seed. After every arm it writes OUT/seed_S.json and OUT/pretrain_task.md, the
+tables over every seed in OUT, so seeds can run as parallel processes on one machine. Arms that
+OUT/seed_S.json already holds are kept, not rerun (``--rerun`` runs them again), so a killed run
+resumes and a later call adds arms to the same seeds and data; ``--report`` prints the tables
+of what OUT holds.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from aneurysm.preprocessing import ImageCache
 from aneurysm.schema import load_manifest
 from aneurysm.sources import load_sources
 from aneurysm.synth.external import ExternalSynthConfig, write_external
-from aneurysm.training.arrays import build_arrays
+from aneurysm.training.arrays import build_arrays, footprint_stride
 from aneurysm.training.pretrain import CHECKPOINT, pretrain
 from aneurysm.training.steps import iter_outputs, resolve_device
 from pretrain_evidence import mean_sd  # scripts/ is on the path of a script run from it
@@ -58,6 +60,11 @@ ARMS: dict[str, dict] = {
     # training cases is the default's amount: data x epochs on one validation split
     "a third of the external data": {"share": 1 / 3},
     "a third, 60 epochs": {"share": 1 / 3, "train": {"pretrain_epochs": 60}},
+    # optimisation at the default's amount of data; compare with --baseline "a third of ..."
+    "a third, BCE map loss": {"share": 1 / 3, "train": {"map_focal_gamma": 0.0}},
+    "a third, lr 0.005": {"share": 1 / 3, "train": {"lr": 0.005}},
+    # resolution: a fourth decoder block, so the map is drawn at stride 2 (64 x 64 at 128 px)
+    "a third, map at stride 2": {"share": 1 / 3, "model": {"decoder_channels": [64, 32, 16, 16]}},
     "200 epochs": {"train": {"pretrain_epochs": 200}},
     "width 32": {"model": {"width": 32, "decoder_channels": [128, 64, 32]}},
     "2 blocks per stage": {"model": {"encoder_layers": [2, 2, 2, 2]}},
@@ -98,7 +105,8 @@ def localisation(run: Path, config) -> float:
     val_ids = {s for v in splits.values() for s in v["val"]}
     records = [r for r in load_manifest(run / "records.json") if r.study_id in val_ids]
     arrays, _, _ = build_arrays(records, ImageCache(config.data.cache_dir, config.preprocess),
-                                progress=False)
+                                progress=False,
+                                footprint_stride=footprint_stride(config.model.map_stride))
     device = resolve_device(config.train.device)
     model = load_model(run / CHECKPOINT, config.model, device)
     hits = []
@@ -134,7 +142,9 @@ def load_results(out: Path) -> list[dict]:
 
 
 def tables(results: list[dict], args) -> str:
+    base = args.baseline
     arms = [a for a in ARMS if any(r["arm"] == a for r in results)]
+    arms = [base] + [a for a in arms if a != base] if base in arms else arms
     seeds = sorted({r["seed"] for r in results})
     get = {(r["arm"], r["seed"]): r for r in results}
     cases = next(iter(results))["val_cases"]
@@ -154,35 +164,40 @@ def tables(results: list[dict], args) -> str:
             f"{mean_sd([r['localisation'] for r in rows])} | "
             f"{statistics.mean(r['minutes'] for r in rows):.1f} |")
     lines += ["", f"Mean ± sd over seeds {seeds}.", "",
-              "Paired differences arm − default per seed, mean validation AUROC over "
+              f"Paired differences arm − {base} per seed, mean validation AUROC over "
               f"{', '.join(SOURCES)}:", "",
               "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
               "|---|" + "---|" * (len(seeds) + 1)]
     for arm in arms[1:]:
         diffs = []
         for s in seeds:
-            if (arm, s) in get and ("default", s) in get:
+            if (arm, s) in get and (base, s) in get:
                 a, b = (np.nanmean([get[(x, s)]["per_source"].get(k, math.nan) for k in SOURCES])
-                        for x in (arm, "default"))
+                        for x in (arm, base))
                 diffs.append(float(a - b))
             else:
                 diffs.append(math.nan)
         lines.append(f"| {arm} | " + " | ".join(f"{d:+.3f}" for d in diffs)
                      + f" | {np.nanmean(diffs):+.3f} |")
-    lines += ["", "Wall time per seed, synthesis and projection included: " + ", ".join(
-        f"seed {s} {_seed_minutes(results, s):.1f} min" for s in seeds) + "."]
+    lines += ["", "Pretraining minutes per seed, all its arms (an arm's first run also projects "
+              "the volumes): " + ", ".join(f"seed {s} {_seed_minutes(results, s):.1f} min"
+                                           for s in seeds) + "."]
     return "\n".join(lines)
 
 
 def _seed_minutes(results: list[dict], seed: int) -> float:
-    return max(r["elapsed"] for r in results if r["seed"] == seed)
+    return sum(r["minutes"] for r in results if r["seed"] == seed)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arms", nargs="+", default=list(STUDY), choices=list(ARMS), metavar="ARM",
                     help=f"any of: {'; '.join(ARMS)} (default: {'; '.join(STUDY)}); "
-                         "'default' always runs")
+                         "the baseline always runs")
+    ap.add_argument("--baseline", default="default", choices=list(ARMS), metavar="ARM",
+                    help="the arm the others are paired with (default: default)")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run arms again that OUT/seed_S.json already holds (default: keep them)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default="runs/pretrain-task")
     ap.add_argument("--config", default=None)
@@ -202,8 +217,8 @@ def main() -> None:
             raise SystemExit(f"{out}: no results (seed_*.json) to report")
         print(tables(results, args))
         return
-    if "default" not in args.arms:
-        args.arms.insert(0, "default")
+    if args.baseline not in args.arms:
+        args.arms.insert(0, args.baseline)
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(args.config)
     for seed in args.seeds:
@@ -214,11 +229,17 @@ def main() -> None:
                 rsna=args.rsna, adam=args.adam, lausanne=args.lausanne, cada=args.cada,
                 topcow=args.topcow, seed=seed + 1000), force=True, progress=False)
             (data / ".done").write_text("")
-        results = []
+        path = out / f"seed_{seed}.json"
+        results = json.loads(path.read_text()) if path.is_file() else []
+        done = {r["arm"] for r in results}
         for arm in args.arms:
+            if arm in done and not args.rerun:
+                print(f"seed {seed}, {arm}: kept from {path}", flush=True)
+                continue
+            results = [r for r in results if r["arm"] != arm]
             results.append({**run_arm(out, data, arm, seed, base, args),
                             "elapsed": (time.time() - start) / 60})
-            (out / f"seed_{seed}.json").write_text(json.dumps(results, indent=1))
+            path.write_text(json.dumps(results, indent=1))
             (out / "pretrain_task.md").write_text(tables(load_results(out), args) + "\n")
             print(f"seed {seed}, {arm}: {results[-1]}", flush=True)
     print(tables(load_results(out), args))

@@ -4,6 +4,8 @@ map grid of the preprocessed view, and into the arrays the model trains on."""
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from aneurysm.io.images import load_grayscale
@@ -147,6 +149,12 @@ def test_arrays_know_the_footprint_only_where_a_source_says_where(external_root,
     for i in range(n_cada, n_cada + len(negatives)):  # known negatives: background everywhere
         assert (arrays.footprints[i] == CELL_BACKGROUND).all()
     assert (arrays.footprints[-len(kium):] == CELL_UNKNOWN).all()  # K-ium says nothing of where
+    # a map at stride 2 trains on footprints at stride 2; pooled back, they are the stride-4 ones
+    fine, _, _ = build_arrays(projected[:n_cada], cache, progress=False, footprint_stride=2)
+    assert fine.footprints.shape[-2:] == (32, 32)
+    lesion = torch.from_numpy(fine.footprints == CELL_ANEURYSM).float()
+    coarse = torch.from_numpy(arrays.footprints[:n_cada] == CELL_ANEURYSM)
+    assert torch.equal(F.max_pool2d(lesion.flatten(0, 1), 2).bool().reshape(coarse.shape), coarse)
 
 
 def test_footprint_png_is_written_beside_each_view(external_root, tmp_path):

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aneurysm.errors import AneurysmError
 from aneurysm.model import ModelConfig, build_model
@@ -83,6 +84,24 @@ def test_dense_outputs_a_map_per_view_at_stride_four():
     assert (torch.sigmoid(out["presence"]) >= torch.sigmoid(out["view_logits"]).amax(1) - 1e-6).all()
 
 
+def test_a_fourth_decoder_block_draws_the_map_at_stride_two_from_the_stem():
+    config = ModelConfig(decoder_channels=(64, 32, 16, 8))
+    assert config.map_stride == 2 and ModelConfig().map_stride == 4
+    assert ModelConfig(stem_unshuffle=2).map_stride == 8
+    model = _model(decoder_channels=(64, 32, 16, 8))
+    images, mask = torch.rand(1, 8, 1, 64, 64), torch.ones(1, 8, dtype=bool)
+    out = model(images, VIEW_IDS, mask)
+    assert out["maps"].shape == (1, 8, 32, 32) and out["arteries"].shape[-2:] == (32, 32)
+    # a one-pixel spot moves the map most at its own cell: the map is drawn at stride 2
+    moved = images.clone()
+    moved[0, 0, 0, 41, 21] += 3.0
+    change = (model(moved, VIEW_IDS, mask)["maps"][0, 0] - out["maps"][0, 0]).abs()
+    row, col = divmod(int(change.argmax()), 32)
+    assert abs(row - 41 // 2) <= 1 and abs(col - 21 // 2) <= 1
+    with pytest.raises(AneurysmError, match="decoder_channels"):
+        ModelConfig(decoder_channels=(64, 32))
+
+
 def test_unshuffle_stem_sees_every_pixel_at_the_cost_of_the_smaller_view():
     model = _model(stem_unshuffle=2)
     images = torch.rand(1, 8, 1, 64, 64)
@@ -109,6 +128,18 @@ def test_map_loss_counts_known_cells_only():
     loss.backward()
     assert maps.grad[0, 1].abs().sum() == 0
     assert maps.grad[0, 0, 1, 1] < 0 and maps.grad[0, 0, 0, 0] > 0
+
+
+def test_map_loss_gamma_zero_is_bce_per_aneurysm_cell_and_two_spares_unlikely_cells():
+    maps = torch.full((1, 1, 4, 4), -3.0)  # the map already calls every cell unlikely
+    target = torch.zeros(1, 1, 4, 4)
+    target[0, 0, 1, 1] = 1
+    weight, mask = torch.ones(1, 1, 4, 4), torch.ones(1, 1, dtype=bool)
+    bce = F.binary_cross_entropy_with_logits(maps, target, reduction="sum")  # one aneurysm cell
+    assert torch.isclose(map_loss(maps, target, weight, mask, gamma=0.0), bce)
+    negatives = weight - target
+    plain, focal = (map_loss(maps, target * 0, negatives, mask, gamma=g) for g in (0.0, 2.0))
+    assert focal < plain / 100  # an unlikely vessel cell barely counts under the focal loss
 
 
 def test_footprints_train_the_map_and_the_views_but_not_on_k_ium():

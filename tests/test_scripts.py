@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -57,6 +58,29 @@ def test_pretraining_task_report_of_an_empty_folder_is_one_line(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 1 and "no results" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pretraining_task_report_pairs_every_arm_with_the_chosen_baseline(tmp_path):
+    def result(seed, arm, auroc):
+        return {"seed": seed, "arm": arm, "minutes": 1.0, "train_auroc": 0.7,
+                "localisation": 0.5, "val_cases": {"adam": [10, 5]},
+                "per_source": {"adam": auroc, "lausanne": auroc, "rsna2025": auroc}}
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):
+        base, other = rng.uniform(0.5, 0.9, 2)
+        (tmp_path / f"seed_{seed}.json").write_text(json.dumps(
+            [result(seed, "default", base), result(seed, "a third, lr 0.005", other)]))
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_task.py"), "--report",
+                           "--out", str(tmp_path), "--baseline", "a third, lr 0.005"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rng = np.random.default_rng(0)
+    diffs = [b - o for b, o in (rng.uniform(0.5, 0.9, 2) for _ in range(2))]
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| default | +")
+               or line.startswith("| default | -"))
+    assert row == (f"| default | {diffs[0]:+.3f} | {diffs[1]:+.3f} | "
+                   f"{np.mean(diffs):+.3f} |")
+    assert "arm − a third, lr 0.005 per seed" in proc.stdout
 
 
 def test_evidence_script_knows_its_studies():

@@ -23,7 +23,9 @@ class ModelConfig:
     #: dense head: MONAI ResNet block, "basic" or "bottleneck" ([3, 4, 6, 3] bottleneck at width
     #: 64 is a ResNet50-class encoder)
     encoder_block: str = "basic"
-    decoder_channels: tuple[int, ...] = (64, 32, 16)  # dense head: strides 16, 8, 4
+    #: dense head: decoder blocks at strides 16, 8, 4; a fourth entry adds one at stride 2, so
+    #: a 2-6 px aneurysm at 128 px covers a few map cells instead of one
+    decoder_channels: tuple[int, ...] = (64, 32, 16)
     pool_sharpness: float = 5.0  # dense head: r of the log-sum-exp smooth maximum over a map
     #: dense head: fold each k x k pixel block into k^2 channels before the encoder, so a view at
     #: k times the resolution costs the encoder what the smaller one does while its first
@@ -34,13 +36,19 @@ class ModelConfig:
         if self.head not in HEADS:
             raise ConfigError(f"model.head must be one of {HEADS}, got {self.head!r}")
         if self.head == "dense" and (len(self.encoder_layers) != 4
-                                     or len(self.decoder_channels) != 3):
-            raise ConfigError("model.encoder_layers needs 4 entries and model.decoder_channels 3")
+                                     or len(self.decoder_channels) not in (3, 4)):
+            raise ConfigError("model.encoder_layers needs 4 entries and model.decoder_channels 3 "
+                              "(a map at stride 4) or 4 (stride 2)")
         if self.stem_unshuffle < 1:
             raise ConfigError(f"model.stem_unshuffle must be >= 1, got {self.stem_unshuffle}")
         if self.encoder_block not in ("basic", "bottleneck"):
             raise ConfigError(f"model.encoder_block must be basic or bottleneck, got "
                               f"{self.encoder_block!r}")
+
+    @property
+    def map_stride(self) -> int:
+        """Input pixels per map cell of the dense head."""
+        return (4 if len(self.decoder_channels) == 3 else 2) * self.stem_unshuffle
 
     def architecture(self) -> dict:
         """What a checkpoint must match to be loaded into this model (not weights or dropout)."""

@@ -1,7 +1,7 @@
 """The dense multi-view model: an aneurysm map per view, pooled into views, studies and locations.
 
 Global pooling dilutes a 3-pixel aneurysm among thousands of pixels; a map keeps it where it is.
-A shared MONAI encoder-decoder draws a logit map at stride 4 on every view. A view's evidence is a
+A shared MONAI encoder-decoder draws a logit map at stride 4 (or 2) on every view. A view's evidence is a
 smooth maximum of its map; a study's is the noisy-OR of its views (absent views masked), so one
 clear sighting is enough. Locations are read where each view's map responds: the decoder's
 features there, the response's position and the view type give 21 logits per view, combined over
@@ -22,8 +22,6 @@ from torch import nn
 from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
 from .config import ModelConfig
 
-#: Map stride relative to the input view.
-MAP_STRIDE = 4
 _ABSENT = -30.0  # logit of every cell of an absent view
 _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
 
@@ -64,8 +62,8 @@ class _UpCat(UpCat):
 
 class MapNet(nn.Module):
     """Per view: a MONAI ResNet encoder (strides 4-32) and a U-Net decoder of MONAI ``UpCat``
-    blocks back to stride 4, with a 1x1 map head. Returns (logit map, features) at stride 4
-    (4k with a k x k pixel-unshuffle stem)."""
+    blocks back to stride 4 (three blocks) or 2 (four), with a 1x1 map head. Returns (logit map,
+    features) at that stride (times k with a k x k pixel-unshuffle stem)."""
 
     def __init__(self, width: int, layers: tuple[int, ...], decoder: tuple[int, ...],
                  block: str = "basic", unshuffle: int = 1) -> None:
@@ -76,15 +74,16 @@ class MapNet(nn.Module):
                               n_input_channels=unshuffle * unshuffle,
                               conv1_t_size=5, conv1_t_stride=2, feed_forward=False)
         out = [p * (4 if block == "bottleneck" else 1) for p in planes]  # bottleneck expands x4
-        ins = [out[3], decoder[0], decoder[1]]
-        skips = [out[2], out[1], out[0]]
+        # a fourth decoder block goes on to stride 2 on the stem's output (before its max-pool)
+        ins = [out[3], *decoder[:-1]]
+        skips = [out[2], out[1], out[0], width][:len(decoder)]
         self.decoder = nn.ModuleList(
             _UpCat(2, i, s, o, act=("relu", {"inplace": True}), norm="batch", bias=False,
                   upsample="nontrainable", interp_mode="nearest", align_corners=None)
             for i, s, o in zip(ins, skips, decoder))
-        self.map_head = nn.Conv2d(decoder[2], 1, kernel_size=1)
+        self.map_head = nn.Conv2d(decoder[-1], 1, kernel_size=1)
         nn.init.constant_(self.map_head.bias, math.log(_PRIOR / (1 - _PRIOR)))
-        self.out_channels = decoder[2]
+        self.out_channels = decoder[-1]
         self.to(memory_format=torch.channels_last)  # a quarter faster on CPU, and on GPUs too
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,8 +91,9 @@ class MapNet(nn.Module):
             x = F.pixel_unshuffle(x, self.unshuffle)
         x = x.contiguous(memory_format=torch.channels_last)
         e = self.encoder
-        x = e.maxpool(e.act(e.bn1(e.conv1(x))))
-        skips = []
+        x = e.act(e.bn1(e.conv1(x)))
+        skips = [x][:len(self.decoder) - 3]  # stride 2: only a stride-2 map reads it
+        x = e.maxpool(x)
         for layer in (e.layer1, e.layer2, e.layer3):
             x = layer(x)
             skips.append(x)
@@ -127,7 +127,7 @@ class DenseMultiViewNet(nn.Module):
         b, v = images.shape[:2]
         present = view_mask.reshape(-1)
         flat = images.reshape(b * v, *images.shape[2:])
-        h = w = max(images.shape[-1] // (MAP_STRIDE * self.config.stem_unshuffle), 1)
+        h = w = max(images.shape[-1] // self.config.map_stride, 1)
         dtype = self.heads["view_bias"].weight.dtype
         maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
         feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)

@@ -22,9 +22,9 @@ class LossWeights:
     views: float = 1.0  # dense head: "an aneurysm is seen in this view" where footprints say
     points: float = 0.0  # global head: auxiliary (seen, u, v) per view; 0 = off
     arteries: float = 0.0  # dense head: which artery is under each cell, where labelled; 0 = off
-
-
-_FOCAL = FocalLoss(gamma=2.0, reduction="none", use_softmax=False)
+    #: dense head: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
+    #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
+    map_gamma: float = 2.0
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -60,14 +60,15 @@ def on_map_grid(target: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int
 
 
 def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-             view_mask: torch.Tensor) -> torch.Tensor:
+             view_mask: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     """Focal loss per known cell of present views, normalised by the aneurysm cells (as
     CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones."""
     target, weight = on_map_grid(target, weight, maps.shape[-2:])
     w = weight * view_mask[..., None, None].to(weight.dtype)
     if not bool((w > 0).any()):
         return maps.sum() * 0.0
-    per_cell = _FOCAL(maps.float(), target.float())
+    per_cell = FocalLoss(gamma=gamma, reduction="none", use_softmax=False)(maps.float(),
+                                                                          target.float())
     return (per_cell * w).sum() / (target * w).sum().clamp_min(1.0)
 
 
@@ -122,7 +123,8 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     if "maps" in out:
         if weights.maps > 0:
             loss = loss + weights.maps * map_loss(out["maps"], batch["map_target"],
-                                                  batch["map_weight"], mask)
+                                                  batch["map_weight"], mask,
+                                                  weights.map_gamma)
         if weights.views > 0:
             loss = loss + weights.views * masked_bce(out["view_logits"], label.clamp_min(0),
                                                      known)

@@ -24,7 +24,8 @@ from ..projection.stage import artery_path, footprint_path, read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
 from .distributed import barrier, shard, topology
 
-#: Footprints are kept on a grid of (image size / this): the dense model's map stride.
+#: Footprints are kept on a grid of (image size / this): the dense model's default map stride.
+#: A model whose map is coarser pools them (``losses.on_map_grid``); a finer one asks for its own.
 FOOTPRINT_STRIDE = 4
 
 
@@ -100,15 +101,22 @@ class Skipped:
     problem: str
 
 
+def footprint_stride(map_stride: int) -> int:
+    """The footprint grid a model trains on: its map's, or the default where the map is coarser."""
+    return min(FOOTPRINT_STRIDE, map_stride)
+
+
 def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool = False,
                  workers: int | None = None, progress: bool = True,
-                 shared: bool = False) -> tuple[StudyArrays, list[Skipped], list[str]]:
+                 shared: bool = False, footprint_stride: int = FOOTPRINT_STRIDE
+                 ) -> tuple[StudyArrays, list[Skipped], list[str]]:
     """Arrays for ``records``; returns (arrays, skipped image files, dropped study ids).
 
     An unreadable image is an error naming the file unless ``skip_bad``; then its view is marked
     absent and counted. A study left with no usable view is dropped (and counted) under
     ``skip_bad``, an error otherwise. ``shared``: every torchrun rank is calling this with the
-    same records, so each preprocesses its share into the one cache first.
+    same records, so each preprocesses its share into the one cache first. Footprints and
+    artery maps come on a grid of ``footprint_stride`` pixels per cell.
     """
     paths = sorted({v.path for r in records for v in r.views if v.path})
     if shared and topology().distributed:  # every rank calls: each fills its share of the cache
@@ -140,7 +148,7 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     members = np.zeros((n, max_groups, NUM_LOCATIONS), dtype=np.float32)
     targets = np.zeros((n, max_groups), dtype=np.float32)
     valid = np.zeros((n, max_groups), dtype=bool)
-    grid = max(size // FOOTPRINT_STRIDE, 1)
+    grid = max(size // footprint_stride, 1)
     footprints = np.full((n, n_views, grid, grid), CELL_UNKNOWN, dtype=np.uint8)
     arteries = np.full((n, n_views, grid, grid), ARTERY_UNKNOWN, dtype=np.uint8)
     for i, r in enumerate(tqdm(kept, desc="load arrays", unit="study", disable=not progress)):

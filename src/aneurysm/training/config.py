@@ -29,6 +29,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
     map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
+    map_focal_gamma: float = 2.0  # dense head: focal exponent of the map loss; 0 = plain BCE
     view_loss_weight: float = 1.0  # dense head: per-view "aneurysm seen" where footprints say
     artery_loss_weight: float = 0.0  # dense head: which artery is under each cell, where labelled
     aux_point_weight: float = 0.0  # global head: auxiliary point loss where positions exist
@@ -42,5 +43,6 @@ class TrainConfig:
                              ">= 1")
 
     def loss_weights(self) -> LossWeights:
-        return LossWeights(maps=self.map_loss_weight, views=self.view_loss_weight,
+        return LossWeights(maps=self.map_loss_weight, map_gamma=self.map_focal_gamma,
+                           views=self.view_loss_weight,
                            points=self.aux_point_weight, arteries=self.artery_loss_weight)

@@ -18,7 +18,7 @@ from ..model.checkpoint import load_init
 from ..model import build_model
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
-from .arrays import build_arrays
+from .arrays import build_arrays, footprint_stride
 from .distributed import barrier, init_from_env, main_first
 from .folds import load_folds, make_folds, save_folds
 from .loop import FoldResult, train_fold
@@ -64,9 +64,11 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
         torch.set_num_threads(config.train.threads)
     labelled = [r for r in records if r.is_labelled]
     cache = ImageCache(config.data.cache_dir, config.preprocess)
+    stride = footprint_stride(config.model.map_stride)
     arrays, skipped, dropped = build_arrays(labelled, cache, skip_bad=skip_bad,
                                             workers=config.data.workers or None,
-                                            progress=progress, shared=True)
+                                            progress=progress, shared=True,
+                                            footprint_stride=stride)
     kept = [r for r in labelled if r.study_id not in set(dropped)]
     splits_path = run_dir / "splits.json"
     with main_first() as main:

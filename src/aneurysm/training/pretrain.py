@@ -28,7 +28,7 @@ from ..model import build_model
 from ..preprocessing import ImageCache
 from ..projection import project_records
 from ..schema import StudyRecord, save_manifest
-from .arrays import build_arrays
+from .arrays import build_arrays, footprint_stride
 from .distributed import barrier, init_from_env, main_first, rank_device, shard
 from .finetune import checkpoint_metadata
 from .loop import train_fold
@@ -134,10 +134,12 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
         save_manifest(train_records + val_records, run_dir / "records.json")
 
     cache = ImageCache(config.data.cache_dir, config.preprocess)
+    stride = footprint_stride(config.model.map_stride)
     arrays, bad_images, dropped = build_arrays(train_records + val_records, cache,
                                                skip_bad=skip_bad,
                                                workers=config.data.workers or None,
-                                               progress=progress, shared=True)
+                                               progress=progress, shared=True,
+                                               footprint_stride=stride)
     index = {s: i for i, s in enumerate(arrays.study_ids)}
     val_ids = {r.study_id for r in val_records}
     train = arrays.subset([i for s, i in index.items() if s not in val_ids])
