@@ -1,6 +1,6 @@
 """Evidence for the model's defaults: arms fine-tuned side by side over several seeds.
 
-Three studies, each a set of arms:
+Four studies, each a set of arms:
 - ``--study heads``: the ``global`` and the ``dense`` head, each from scratch and pretrained on
   the pooled synthetic external sources. Which head finds aneurysms; does pretraining help?
 - ``--study projection``: the dense head from scratch, and pretrained on external views drawn as
@@ -9,6 +9,8 @@ Three studies, each a set of arms:
 - ``--study epochs``: the default model pretrained for 20 (the default) and 60 epochs. Is
   pretraining's own task (presence per external source) limited by optimisation, and does a
   longer pretraining transfer better?
+- ``--study stride``: the dense map at stride 4 (three decoder blocks) and at stride 2 (four),
+  pretrained, and stride 2 from scratch. Does a finer map find the 2-6 px aneurysm better?
 
 Per seed, all arms see the same synthetic data (K-ium and external, drawn from that seed), the
 same patient-level folds (every arm reuses the first arm's splits.json) and the same config;
@@ -62,6 +64,7 @@ class Arm:
 
 
 _DRR = {"projection": {"mode": "drr"}}
+_STRIDE_2 = {"model": {"decoder_channels": [64, 32, 16, 16]}}  # a fourth decoder block
 STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
     "heads": (
         (Arm("global, scratch", False, {"model": {"head": "global"}}),
@@ -91,6 +94,14 @@ STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
         (("60 − 20 pretraining epochs", "pretrained, 60 epochs", "pretrained, 20 epochs"),
          ("20 epochs − scratch", "pretrained, 20 epochs", "scratch"),
          ("60 epochs − scratch", "pretrained, 60 epochs", "scratch")),
+    ),
+    "stride": (
+        (Arm("stride 2, scratch", False, _STRIDE_2),
+         Arm("pretrained, map at stride 4", True),
+         Arm("pretrained, map at stride 2", True, _STRIDE_2)),
+        (("stride 2 − stride 4, pretrained", "pretrained, map at stride 2",
+          "pretrained, map at stride 4"),
+         ("stride 2: pretrained − scratch", "pretrained, map at stride 2", "stride 2, scratch")),
     ),
 }
 
