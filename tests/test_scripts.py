@@ -86,7 +86,8 @@ def test_pretraining_task_report_pairs_every_arm_with_the_chosen_baseline(tmp_pa
 def test_evidence_script_knows_its_studies():
     proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_evidence.py"), "--help"],
                           capture_output=True, text=True)
-    assert proc.returncode == 0 and all(s in proc.stdout for s in ("heads", "projection", "stride"))
+    assert proc.returncode == 0
+    assert all(study in proc.stdout for study in ("heads", "projection", "stride"))
 
 
 def test_pretraining_diagnosis_runs_on_a_real_pretraining_run(external_root, tmp_path):
