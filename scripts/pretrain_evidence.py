@@ -1,6 +1,6 @@
 """Evidence for the model's defaults: arms fine-tuned side by side over several seeds.
 
-Four studies, each a set of arms:
+Five studies, each a set of arms:
 - ``--study heads``: the ``global`` and the ``dense`` head, each from scratch and pretrained on
   the pooled synthetic external sources. Which head finds aneurysms; does pretraining help?
 - ``--study projection``: the dense head from scratch, and pretrained on external views drawn as
@@ -9,6 +9,9 @@ Four studies, each a set of arms:
 - ``--study epochs``: the default model pretrained for 20 (the default) and 60 epochs. Is
   pretraining's own task (presence per external source) limited by optimisation, and does a
   longer pretraining transfer better?
+- ``--study pretraining``: the default pretraining against a higher pretraining learning rate
+  and against no domain randomisation of the projected views, the two settings that lifted
+  pretraining's own task a little (``pretrain_task.py``). Do they transfer to K-ium?
 - ``--study stride``: the dense map at stride 4 (three decoder blocks) and at stride 2 (four),
   pretrained, and stride 2 from scratch. Does a finer map find the 2-6 px aneurysm better?
 
@@ -40,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aneurysm.config import DataConfig, ExperimentConfig, config_from_dict, config_to_dict, load_config
+from aneurysm.config import ExperimentConfig, config_to_dict, load_config, with_overrides
 from aneurysm.evaluation.official import evaluate_files
 from aneurysm.evaluation.report import write_report
 from aneurysm.inference.predict import predict_run
@@ -95,6 +98,17 @@ STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
          ("20 epochs − scratch", "pretrained, 20 epochs", "scratch"),
          ("60 epochs − scratch", "pretrained, 60 epochs", "scratch")),
     ),
+    "pretraining": (
+        (Arm("scratch", False),
+         Arm("pretrained (default)", True),
+         Arm("pretrained, lr 0.005", True, {"train": {"pretrain_lr": 0.005}}),
+         Arm("pretrained, no domain randomisation", True,
+             {"augment": {"projections": {"enabled": False}}})),
+        (("lr 0.005 − default", "pretrained, lr 0.005", "pretrained (default)"),
+         ("no domain randomisation − default", "pretrained, no domain randomisation",
+          "pretrained (default)"),
+         ("default − scratch", "pretrained (default)", "scratch")),
+    ),
     "stride": (
         (Arm("stride 2, scratch", False, _STRIDE_2),
          Arm("pretrained, map at stride 4", True),
@@ -107,12 +121,8 @@ STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
 
 
 def _arm_config(base: ExperimentConfig, arm: Arm, seed: int, cache: Path) -> ExperimentConfig:
-    values = config_to_dict(base)
-    for section, entries in arm.overrides.items():
-        values[section].update(entries)
-    values["data"] = config_to_dict(DataConfig(cache_dir=str(cache), workers=base.data.workers))
-    values["train"]["seed"] = seed
-    return config_from_dict(values)
+    return with_overrides(base, {**arm.overrides, "data": {"cache_dir": str(cache)},
+                                 "train": {**arm.overrides.get("train", {}), "seed": seed}})
 
 
 def run_seed(out: Path, seed: int, base: ExperimentConfig, arms: tuple[Arm, ...], args) -> dict:

@@ -2,7 +2,10 @@ from pathlib import Path
 
 import dataclasses
 
-from aneurysm.config import ExperimentConfig, load_config
+import pytest
+
+from aneurysm.config import ExperimentConfig, load_config, with_overrides
+from aneurysm.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -23,3 +26,15 @@ def test_gpu_preset_is_realistic_for_real_data():
 def test_every_config_in_the_folder_loads():
     for path in CONFIGS.glob("*.yaml"):
         load_config(path)
+
+
+def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
+    base = ExperimentConfig()
+    config = with_overrides(base, {"augment": {"projections": {"enabled": False}},
+                                   "train": {"pretrain_lr": 0.005}})
+    assert not config.augment.projections.enabled and config.train.pretrain_lr == 0.005
+    assert config.augment.projections.mu_high == base.augment.projections.mu_high  # kept
+    assert config.train.lr == base.train.lr and base.augment.projections.enabled
+    with pytest.raises(ConfigError, match="unknown keys"):
+        with_overrides(base, {"train": {"pretrain_rate": 0.005}})
+

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -134,12 +135,14 @@ def test_a_learning_curve_trains_on_a_share_and_validates_on_the_same_cases(exte
     from aneurysm.sources import load_sources
     from aneurysm.training.pretrain import pretrain
 
-    config = load_config(cfg, {"train": {"pretrain_epochs": 1}})
+    config = load_config(cfg, {"train": {"pretrain_epochs": 1, "pretrain_lr": 0.0123}})
     sources, _ = load_sources(["adam", "lausanne", "rsna2025"], external_root)
     splits = {}
     for share in (1.0, 0.5):
         pretrain(tmp_path / str(share), sources, config, val_fraction=0.3, train_share=share,
                  progress=False)
+        history = pd.read_csv(tmp_path / str(share) / "history.csv")
+        assert history["lr"].iloc[0] == pytest.approx(0.0123)  # pretraining's own rate
         splits[share] = json.loads((tmp_path / str(share) / "splits.json").read_text())
         assert json.loads((tmp_path / str(share) / "meta.json").read_text())["train_share"] == share
     for name in sources:

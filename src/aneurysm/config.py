@@ -109,6 +109,19 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict] | Non
     return _build(cls, values, str(path) if path else "config")
 
 
+def with_overrides(config: T, overrides: dict[str, dict]) -> T:
+    """``config`` with ``overrides`` ({section: {key: value}}) applied; a dict value updates a
+    nested section key by key (``{"augment": {"projections": {"enabled": False}}}``)."""
+    values = config_to_dict(config)
+    for section, entries in overrides.items():
+        for key, value in entries.items():
+            if isinstance(value, dict):
+                values[section][key].update(value)
+            else:
+                values[section][key] = value
+    return config_from_dict(values, type(config))
+
+
 def config_to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 

@@ -19,6 +19,7 @@ class TrainConfig:
     batch_size: int = 4
     accumulate: int = 1  # gradient accumulation: forward passes per optimiser step
     lr: float = 2e-3
+    pretrain_lr: float = 0.0  # ``aneurysm pretrain``'s learning rate; 0 = lr
     body_lr_scale: float = 1.0  # the backbone's LR = lr x this; < 1 keeps a pretrained body close
     weight_decay: float = 1e-4
     seed: int = 0

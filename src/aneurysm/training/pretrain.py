@@ -151,7 +151,8 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
         torch.manual_seed(config.train.seed)
         return build_model(config.model)
 
-    train_config = dataclasses.replace(config.train, epochs=config.train.pretrain_epochs)
+    train_config = dataclasses.replace(config.train, epochs=config.train.pretrain_epochs,
+                                       lr=config.train.pretrain_lr or config.train.lr)
     train_fold(run_dir / "pretrain", 0, make_model, train, val, train_config, config.augment,
                metadata, progress)
     best = read_checkpoint(run_dir / "pretrain" / "best.pt")
