@@ -79,8 +79,9 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     runner = CliRunner()
     pre = runner.invoke(cli, ["pretrain", "--source", "external", "--data-root",
                               str(external_root), "--config", str(cfg), "--out",
-                              str(tmp_path / "pre")])
+                              str(tmp_path / "pre"), "--lr", "0.0031"])
     assert pre.exit_code == 0, pre.output
+    assert pd.read_csv(tmp_path / "pre" / "history.csv")["lr"].iloc[0] == pytest.approx(0.0031)
     for name in ("adam", "cada", "lausanne", "rsna2025", "topcow"):
         assert name in pre.output
     ckpt = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=False)
@@ -117,8 +118,10 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
 
     ft = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--config", str(cfg),
                              "--folds", "2", "--out", str(tmp_path / "ft"), "--init",
-                             str(tmp_path / "pre" / "pretrained.pt")])
+                             str(tmp_path / "pre" / "pretrained.pt"), "--lr", "0.0017"])
     assert ft.exit_code == 0, ft.output
+    assert pd.read_csv(tmp_path / "ft" / "fold_0" / "history.csv")["lr"].iloc[0] == \
+        pytest.approx(0.0017)
     meta = json.loads((tmp_path / "ft" / "meta.json").read_text())
     assert meta["init"].endswith("pretrained.pt")
 

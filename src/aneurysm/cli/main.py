@@ -114,6 +114,8 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="runs/pretrain",
               show_default=True)
 @click.option("--epochs", type=int, default=None, help="Override train.pretrain_epochs.")
+@click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="Override train.pretrain_lr (default: train.lr).")
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--val-fraction", default=0.2, show_default=True,
               help="Per-source patient-level validation share, split before pooling.")
@@ -128,15 +130,16 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
 @click.option("--force", is_flag=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
 @speed_options
-def pretrain_cmd(source_names, data_root, config_path, out, epochs, seed, val_fraction,
+def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, val_fraction,
                  train_share, aux_weight, cache_dir, resume, force, skip_bad, speed) -> None:
     """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
     from ..sources import load_sources
     from ..training.pretrain import CHECKPOINT, pretrain
     from .render import print_source_scores
 
-    config = load_config(config_path, {"train": {"pretrain_epochs": epochs, "seed": seed,
-                                                 "aux_point_weight": aux_weight, **speed},
+    config = load_config(config_path, {"train": {"pretrain_epochs": epochs, "pretrain_lr": lr,
+                                                 "seed": seed, "aux_point_weight": aux_weight,
+                                                 **speed},
                                        "data": {"cache_dir": cache_dir}})
     records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)
     for name, problems in skipped.items():
@@ -249,6 +252,8 @@ def _record_paths(record) -> list[str]:
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False), default=None,
               help="Use these folds (splits.json format) instead of making them.")
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=None,
+              help="Override train.lr.")
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last epoch.")
@@ -257,12 +262,13 @@ def _record_paths(record) -> list[str]:
               help="Train without unreadable images (counted in the report) instead of failing.")
 @speed_options
 def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_file, epochs,
-                 seed, cache_dir, resume, force, skip_bad, speed) -> None:
+                 lr, seed, cache_dir, resume, force, skip_bad, speed) -> None:
     """Fine-tune with patient-level cross-validation, then write the report."""
     from ..training.finetune import finetune
     from .render import print_run_report
 
-    config = load_config(config_path, {"train": {"epochs": epochs, "seed": seed, **speed},
+    config = load_config(config_path, {"train": {"epochs": epochs, "lr": lr, "seed": seed,
+                                                 **speed},
                                        "data": {"cache_dir": cache_dir}})
     adapter = get_adapter(source)
     records = adapter.load(source_root(adapter, root, data_root), "train")
