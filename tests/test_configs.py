@@ -37,4 +37,6 @@ def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
     assert config.train.lr == base.train.lr and base.augment.projections.enabled
     with pytest.raises(ConfigError, match="unknown keys"):
         with_overrides(base, {"train": {"pretrain_rate": 0.005}})
+    with pytest.raises(ConfigError, match="unknown section 'training'"):
+        with_overrides(base, {"training": {"lr": 0.005}})
 

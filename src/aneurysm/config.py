@@ -114,10 +114,12 @@ def with_overrides(config: T, overrides: dict[str, dict]) -> T:
     nested section key by key (``{"augment": {"projections": {"enabled": False}}}``)."""
     values = config_to_dict(config)
     for section, entries in overrides.items():
+        if section not in values:
+            raise ConfigError(f"config: unknown section {section!r}; valid: {sorted(values)}")
         for key, value in entries.items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) and isinstance(values[section].get(key), dict):
                 values[section][key].update(value)
-            else:
+            else:  # a plain value, or an unknown key (which config_from_dict names)
                 values[section][key] = value
     return config_from_dict(values, type(config))
 
