@@ -3,10 +3,11 @@
 Global pooling dilutes a 3-pixel aneurysm among thousands of pixels; a map keeps it where it is.
 A shared MONAI encoder-decoder draws a logit map at stride 4 (or 2) on every view. A view's
 evidence is a smooth maximum of its map; a study's is the noisy-OR of its views (absent views
-masked), so one clear sighting is enough. Locations are read where each view's map responds: the decoder's
-features there, the response's position and the view type give 21 logits per view, combined over
-views by noisy-OR, so an ACOM aneurysm seen in two views counts once. Where external sources say
-where the aneurysm is, the map is supervised per pixel; on K-ium only the pooled outputs are.
+masked), so one clear sighting is enough. Locations are read where each view's map responds:
+the decoder's features there, the response's position and the view type give 21 logits per
+view, combined over views by noisy-OR, so an ACOM aneurysm seen in two views counts once. Where
+external sources say where the aneurysm is, the map is supervised per pixel; on K-ium only the
+pooled outputs are.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ evidence per view."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,12 @@ class LossWeights:
     #: dense head: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
     #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
     map_gamma: float = 2.0
+
+
+@functools.lru_cache(maxsize=None)
+def _focal(gamma: float) -> FocalLoss:
+    """One MONAI focal loss per exponent, built once rather than on every step."""
+    return FocalLoss(gamma=gamma, reduction="none", use_softmax=False)
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -67,8 +74,7 @@ def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     w = weight * view_mask[..., None, None].to(weight.dtype)
     if not bool((w > 0).any()):
         return maps.sum() * 0.0
-    per_cell = FocalLoss(gamma=gamma, reduction="none", use_softmax=False)(maps.float(),
-                                                                          target.float())
+    per_cell = _focal(gamma)(maps.float(), target.float())
     return (per_cell * w).sum() / (target * w).sum().clamp_min(1.0)
 
 
