@@ -215,7 +215,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(args.config)
     for seed in args.seeds:
-        start = time.time()
         data = out / f"seed_{seed}" / "data"
         if not (data / ".done").is_file():
             write_external(data, ExternalSynthConfig(
@@ -230,8 +229,7 @@ def main() -> None:
                 print(f"seed {seed}, {arm}: kept from {path}", flush=True)
                 continue
             results = [r for r in results if r["arm"] != arm]
-            results.append({**run_arm(out, data, arm, seed, base, args),
-                            "elapsed": (time.time() - start) / 60})
+            results.append(run_arm(out, data, arm, seed, base, args))
             path.write_text(json.dumps(results, indent=1))
             (out / "pretrain_task.md").write_text(tables(load_results(out), args) + "\n")
             print(f"seed {seed}, {arm}: {results[-1]}", flush=True)
