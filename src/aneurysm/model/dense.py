@@ -133,8 +133,11 @@ class DenseMultiViewNet(nn.Module):
         maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
         feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)
         if present.any():  # the body never sees an absent view
-            m, f = self.body(flat[present])
-            maps[present], feats[present] = m.to(dtype), f.to(dtype)
+            index = present.nonzero()[:, 0]
+            m, f = self.body(flat[index])
+            # out of place: an in-place masked write has a backward torch.compile cannot trace
+            maps, feats = maps.index_copy(0, index, m.to(dtype)), feats.index_copy(0, index,
+                                                                                 f.to(dtype))
         maps = maps.reshape(b, v, h, w)
         view_logits = (smooth_max(maps, self.config.pool_sharpness)
                        + self.heads["view_bias"](view_ids)[..., 0])
