@@ -68,6 +68,10 @@ ARMS: dict[str, dict] = {
                                          "augment": {"projections": {"enabled": False}}},
     # resolution: a fourth decoder block, so the map is drawn at stride 2 (64 x 64 at 128 px)
     "a third, map at stride 2": {"share": 1 / 3, "model": {"decoder_channels": [64, 32, 16, 16]}},
+    # capacity: the default encoder underfits (training AUROC ~ validation AUROC)
+    "a third, width 32": {"share": 1 / 3,
+                          "model": {"width": 32, "decoder_channels": [128, 64, 32]}},
+    "a third, 2 blocks per stage": {"share": 1 / 3, "model": {"encoder_layers": [2, 2, 2, 2]}},
     "200 epochs": {"train": {"pretrain_epochs": 200}},
     "width 32": {"model": {"width": 32, "decoder_channels": [128, 64, 32]}},
     "2 blocks per stage": {"model": {"encoder_layers": [2, 2, 2, 2]}},
