@@ -28,6 +28,7 @@ of what OUT holds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -134,6 +135,17 @@ def run_arm(out: Path, data: Path, name: str, seed: int, base, args) -> dict:
             "localisation": localisation(run, config)}
 
 
+def _check_draw(marker: Path, synth: ExternalSynthConfig) -> None:
+    """A seed folder keeps its arms, so it must keep its draw: refuse other source counts
+    rather than pair arms trained on different data. (An empty marker predates this check.)"""
+    drawn = json.dumps(dataclasses.asdict(synth), sort_keys=True)
+    before = marker.read_text() if marker.is_file() else ""
+    if before and before != drawn:
+        raise SystemExit(f"{marker.parent}: drawn with {before}, not {drawn}; "
+                         "use another --out")
+    marker.write_text(drawn)
+
+
 def load_results(out: Path) -> list[dict]:
     return [r for path in sorted(out.glob("seed_*.json")) for r in json.loads(path.read_text())]
 
@@ -220,11 +232,11 @@ def main() -> None:
     base = load_config(args.config)
     for seed in args.seeds:
         data = out / f"seed_{seed}" / "data"
+        synth = ExternalSynthConfig(rsna=args.rsna, adam=args.adam, lausanne=args.lausanne,
+                                    cada=args.cada, topcow=args.topcow, seed=seed + 1000)
         if not (data / ".done").is_file():
-            write_external(data, ExternalSynthConfig(
-                rsna=args.rsna, adam=args.adam, lausanne=args.lausanne, cada=args.cada,
-                topcow=args.topcow, seed=seed + 1000), force=True, progress=False)
-            (data / ".done").write_text("")
+            write_external(data, synth, force=True, progress=False)
+        _check_draw(data / ".done", synth)
         path = out / f"seed_{seed}.json"
         results = json.loads(path.read_text()) if path.is_file() else []
         done = {r["arm"] for r in results}

@@ -83,6 +83,19 @@ def test_pretraining_task_report_pairs_every_arm_with_the_chosen_baseline(tmp_pa
     assert "arm − a third, lr 0.005 per seed" in proc.stdout
 
 
+def test_pretraining_task_refuses_a_seed_folder_drawn_with_other_counts(tmp_path):
+    marker = tmp_path / "seed_0" / "data" / ".done"
+    marker.parent.mkdir(parents=True)
+    drawn = json.dumps({"rsna": 450, "adam": 240, "seed": 1000})
+    marker.write_text(drawn)
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_task.py"), "--out",
+                           str(tmp_path), "--seeds", "0", "--rsna", "900"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "use another --out" in proc.stderr
+    assert str(marker.parent) in proc.stderr and "Traceback" not in proc.stderr
+    assert marker.read_text() == drawn and not list(tmp_path.glob("seed_0.json"))
+
+
 def test_evidence_script_knows_its_studies():
     proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_evidence.py"), "--help"],
                           capture_output=True, text=True)
