@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from aneurysm.config import load_config, with_overrides
+from aneurysm.io.atomic import atomic_write_text
 from aneurysm.model.checkpoint import load_model
 from aneurysm.model.losses import on_map_grid
 from aneurysm.preprocessing import ImageCache
@@ -143,7 +144,7 @@ def _check_draw(marker: Path, synth: ExternalSynthConfig) -> None:
     if before and before != drawn:
         raise SystemExit(f"{marker.parent}: drawn with {before}, not {drawn}; "
                          "use another --out")
-    marker.write_text(drawn)
+    atomic_write_text(marker, drawn)
 
 
 def load_results(out: Path) -> list[dict]:
