@@ -52,6 +52,8 @@ from aneurysm.training.steps import iter_outputs, resolve_device
 from pretrain_evidence import mean_sd  # scripts/ is on the path of a script run from it
 
 SOURCES = ("adam", "lausanne", "rsna2025")  # the sources with negatives
+_WIDTH_32 = {"model": {"width": 32, "decoder_channels": [128, 64, 32]}}
+_TWO_BLOCKS = {"model": {"encoder_layers": [2, 2, 2, 2]}}
 #: {section: {key: value}} on the config; "share": train on that share of each source's training
 #: patients, validation unchanged (a learning curve)
 ARMS: dict[str, dict] = {
@@ -71,18 +73,16 @@ ARMS: dict[str, dict] = {
     # resolution: a fourth decoder block, so the map is drawn at stride 2 (64 x 64 at 128 px)
     "a third, map at stride 2": {"share": 1 / 3, "model": {"decoder_channels": [64, 32, 16, 16]}},
     # capacity: the default encoder underfits (training AUROC ~ validation AUROC)
-    "a third, width 32": {"share": 1 / 3,
-                          "model": {"width": 32, "decoder_channels": [128, 64, 32]}},
-    "a third, 2 blocks per stage": {"share": 1 / 3, "model": {"encoder_layers": [2, 2, 2, 2]}},
+    "a third, width 32": {"share": 1 / 3, **_WIDTH_32},
+    "a third, 2 blocks per stage": {"share": 1 / 3, **_TWO_BLOCKS},
     "200 epochs": {"train": {"pretrain_epochs": 200}},
-    "width 32": {"model": {"width": 32, "decoder_channels": [128, 64, 32]}},
-    "2 blocks per stage": {"model": {"encoder_layers": [2, 2, 2, 2]}},
+    "width 32": _WIDTH_32,
+    "2 blocks per stage": _TWO_BLOCKS,
     "256 px": {"preprocess": {"image_size": 256}},
     "256 px, unshuffled to 128": {"preprocess": {"image_size": 256},
                                   "model": {"stem_unshuffle": 2}},
     "no domain randomisation": {"augment": {"projections": {"enabled": False}}},
-    "256 px, width 32": {"preprocess": {"image_size": 256},
-                         "model": {"width": 32, "decoder_channels": [128, 64, 32]}},
+    "256 px, width 32": {"preprocess": {"image_size": 256}, **_WIDTH_32},
 }
 
 
