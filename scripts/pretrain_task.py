@@ -159,7 +159,8 @@ def tables(results: list[dict], args) -> str:
     get = {(r["arm"], r["seed"]): r for r in results}
     cases = next(iter(results))["val_cases"]
     lines = [f"Synthetic external sources per seed: RSNA {args.rsna}, ADAM {args.adam}, Lausanne "
-             f"{args.lausanne}, CADA {args.cada}, TopCoW {args.topcow} patients; validation "
+             f"{args.lausanne}, CADA {args.cada}, TopCoW {args.topcow} patients, "
+             f"{args.spacing} mm voxels; validation "
              f"fraction {args.val_fraction} per source (seed {seeds[0]}: "
              + ", ".join(f"{s} {n} cases, {p} positive" for s, (n, p) in sorted(cases.items())
                          if s in SOURCES) + f"). Config: {args.config or 'built-in defaults'}.",
@@ -218,6 +219,8 @@ def main() -> None:
     ap.add_argument("--lausanne", type=int, default=120)
     ap.add_argument("--cada", type=int, default=20)
     ap.add_argument("--topcow", type=int, default=10)
+    ap.add_argument("--spacing", type=float, default=ExternalSynthConfig.spacing,
+                    help="voxel size of the synthesized volumes, mm (default %(default)s)")
     ap.add_argument("--report", action="store_true", help="only print the tables of OUT")
     args = ap.parse_args()
     out = Path(args.out)
@@ -234,7 +237,8 @@ def main() -> None:
     for seed in args.seeds:
         data = out / f"seed_{seed}" / "data"
         synth = ExternalSynthConfig(rsna=args.rsna, adam=args.adam, lausanne=args.lausanne,
-                                    cada=args.cada, topcow=args.topcow, seed=seed + 1000)
+                                    cada=args.cada, topcow=args.topcow, seed=seed + 1000,
+                                    spacing=args.spacing)
         if not (data / ".done").is_file():
             write_external(data, synth, force=True, progress=False)
         _check_draw(data / ".done", synth)

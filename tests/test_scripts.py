@@ -1,6 +1,7 @@
 """The measuring scripts still run against today's library (they broke once, silently, when the
 arrays gained fields). Runs are tiny; no timing is asserted here: timing belongs to the scripts."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -83,14 +84,19 @@ def test_pretraining_task_report_pairs_every_arm_with_the_chosen_baseline(tmp_pa
     assert "arm − a third, lr 0.005 per seed" in proc.stdout
 
 
-def test_pretraining_task_refuses_a_seed_folder_drawn_with_other_counts(tmp_path):
+@pytest.mark.parametrize("other", [["--rsna", "900"], ["--spacing", "0.75"]])
+def test_pretraining_task_refuses_a_seed_folder_drawn_otherwise(tmp_path, other):
+    from aneurysm.synth.external import ExternalSynthConfig
+
     marker = tmp_path / "seed_0" / "data" / ".done"
     marker.parent.mkdir(parents=True)
-    drawn = json.dumps({"rsna": 450, "adam": 240, "seed": 1000})
+    # exactly what the script's defaults draw for seed 0, so only `other` differs
+    default = ExternalSynthConfig(rsna=150, adam=80, lausanne=120, cada=20, topcow=10, seed=1000)
+    drawn = json.dumps(dataclasses.asdict(default), sort_keys=True)
     marker.write_text(drawn)
     proc = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_task.py"), "--out",
-                           str(tmp_path), "--seeds", "0", "--rsna", "900"],
-                          capture_output=True, text=True)
+                           str(tmp_path), "--seeds", "0", *other],
+                          capture_output=True, text=True, timeout=120)  # else it would pretrain
     assert proc.returncode == 1 and "use another --out" in proc.stderr
     assert str(marker.parent) in proc.stderr and "Traceback" not in proc.stderr
     assert marker.read_text() == drawn and not list(tmp_path.glob("seed_0.json"))
