@@ -16,6 +16,8 @@ is not read off a handful of cases. It reports per arm:
     python scripts/pretrain_task.py --arms "256 px, unshuffled to 128" --seeds 0
     python scripts/pretrain_task.py --out runs/pretrain-task-3x --rsna 450 --adam 240 \
         --lausanne 360 --cada 60 --topcow 30 --arms "a third of the external data"
+    python scripts/pretrain_task.py --out runs/pretrain-task-fine --spacing 0.75 \
+        --arms default "256 px, unshuffled to 128"    # do finer views hold more?
 
 Prints mean ± sd over seeds and the paired difference arm − baseline (``--baseline``, default
 "default") per seed. After every arm it writes OUT/seed_S.json and OUT/pretrain_task.md, the
@@ -137,8 +139,9 @@ def run_arm(out: Path, data: Path, name: str, seed: int, base, args) -> dict:
 
 
 def _check_draw(marker: Path, synth: ExternalSynthConfig) -> None:
-    """A seed folder keeps its arms, so it must keep its draw: refuse other source counts
-    rather than pair arms trained on different data. (An empty marker predates this check.)"""
+    """A seed folder keeps its arms, so it must keep its draw: refuse other source counts or
+    another voxel size rather than pair arms trained on different data. (An empty marker
+    predates this check.)"""
     drawn = json.dumps(dataclasses.asdict(synth), sort_keys=True)
     before = marker.read_text() if marker.is_file() else ""
     if before and before != drawn:
