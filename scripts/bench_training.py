@@ -73,7 +73,8 @@ def bare_loop(model, batch, steps: int, precision: str = "fp32") -> float:
 def our_loop(model, arrays, config, augment, steps: int, device) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = DataLoader(StudyDataset(arrays), batch_size=config.train.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0),
+                        pin_memory=torch.device(device).type == "cuda")  # as train_fold's
     generator = torch.Generator(device=device).manual_seed(0)
     start = time.perf_counter()
     train_epoch(model, itertools.islice(loader, steps), optimizer, config.train, augment,

@@ -46,7 +46,7 @@ def noisy_or_loss(location_logits: torch.Tensor, members: torch.Tensor, targets:
 
     members (B, G, L) 0/1, targets (B, G), valid (B, G). Computed in log space for stability.
     """
-    if members.numel() == 0 or not bool(valid.any()):
+    if members.numel() == 0:  # no groups at all (a shape, not a value: no device sync)
         return location_logits.sum() * 0.0
     log_not = F.logsigmoid(-location_logits).unsqueeze(1)  # log(1 - p), (B, 1, L)
     log_none = (log_not * members.to(log_not.dtype)).sum(-1)  # log P(no member), (B, G)
@@ -72,8 +72,6 @@ def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones."""
     target, weight = on_map_grid(target, weight, maps.shape[-2:])
     w = weight * view_mask[..., None, None].to(weight.dtype)
-    if not bool((w > 0).any()):
-        return maps.sum() * 0.0
     per_cell = _focal(gamma)(maps.float(), target.float())
     return (per_cell * w).sum() / (target * w).sum().clamp_min(1.0)
 
@@ -86,10 +84,11 @@ def artery_loss(logits: torch.Tensor, target: torch.Tensor, view_mask: torch.Ten
     if target.shape[-2:] != (h, w):
         target = F.interpolate(target.float(), size=(h, w), mode="nearest").long()
     target = torch.where(view_mask[..., None, None], target, unknown)
-    if not bool((target != unknown).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(b * v, k, h, w).float(), target.reshape(b * v, h, w),
-                           ignore_index=unknown)
+    # summed, then divided by the known cells: zero, not NaN, where no cell is known, with no
+    # device sync to ask first
+    total = F.cross_entropy(logits.reshape(b * v, k, h, w).float(), target.reshape(b * v, h, w),
+                            ignore_index=unknown, reduction="sum")
+    return total / (target != unknown).sum().clamp_min(1)
 
 
 def footprint_points(target: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -90,8 +90,8 @@ def mirror_study(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key in _SPATIAL:
         if key in s:
             moved = _take(s[key], slots)
-            moved[flip] = moved[flip].flip(-1)
-            out[key] = moved
+            mask = flip.reshape(*flip.shape, *([1] * (moved.dim() - 2)))
+            out[key] = torch.where(mask, moved.flip(-1), moved)  # no sync, unlike moved[flip]
     for key in _PER_VIEW:
         if key in s:
             out[key] = _take(s[key], slots)

@@ -80,12 +80,14 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
 
     Every ``cfg.accumulate`` batches make one optimiser step (under DDP the gradients are
     all-reduced only on that last one). Augmentation runs here, on whole batches on
-    ``device``; ``generator`` lives there too.
+    ``device``; ``generator`` lives there too. A step's loss and probabilities are read back
+    one step late, so on a GPU the host queues the next step while the device finishes this one.
     """
     model.train()
     scaler = scaler or grad_scaler(device, cfg.precision)
     accumulate = max(cfg.accumulate, 1)
-    losses, probs, targets = [], [], []
+    losses: list[float] = []
+    held = []  # per step, on the device: (loss, presence probabilities, targets, known)
     optimizer.zero_grad(set_to_none=True)
     pending = 0
     for batch in batches:
@@ -101,14 +103,21 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
         if sync:
             _step(optimizer, scaler)
             pending = 0
-        losses.append(loss.detach().item())
-        known = batch["presence_known"]
-        probs.append(torch.sigmoid(out["presence"].float())[known].detach().cpu().numpy())
-        targets.append(batch["presence"][known].cpu().numpy())
-        if hasattr(batches, "set_postfix"):
-            batches.set_postfix(loss=f"{np.mean(losses):.3f}")
+        held.append((loss.detach(), torch.sigmoid(out["presence"].detach().float()),
+                     batch["presence"], batch["presence_known"]))
+        if len(held) > 1:  # the step before this one is done, or nearly: no stall
+            losses.append(float(held[-2][0]))
+            if hasattr(batches, "set_postfix"):
+                batches.set_postfix(loss=f"{np.mean(losses):.3f}")
     if pending:  # a short last group still steps, so no batch is dropped
         _step(optimizer, scaler)
+    if held:
+        losses.append(float(held[-1][0]))
+    probs, targets = [], []
+    for _, p, t, known in held:
+        known = known.cpu().numpy()
+        probs.append(p.cpu().numpy()[known])
+        targets.append(t.cpu().numpy()[known])
     return losses, probs, targets
 
 
