@@ -14,6 +14,7 @@ is not read off a handful of cases. It reports per arm:
 
     python scripts/pretrain_task.py                 # default, half the data, 60 epochs; seeds 0-2
     python scripts/pretrain_task.py --arms "256 px, unshuffled to 128" --seeds 0
+    python scripts/pretrain_task.py --arms "3 poses" "60 epochs"   # new angles, or more epochs?
     python scripts/pretrain_task.py --out runs/pretrain-task-3x --rsna 450 --adam 240 \
         --lausanne 360 --cada 60 --topcow 30 --arms "a third of the external data"
     python scripts/pretrain_task.py --out runs/pretrain-task-fine --spacing 0.75 \
@@ -85,6 +86,9 @@ ARMS: dict[str, dict] = {
                                   "model": {"stem_unshuffle": 2}},
     "no domain randomisation": {"augment": {"projections": {"enabled": False}}},
     "256 px, width 32": {"preprocess": {"image_size": 256}, **_WIDTH_32},
+    # new views of the same lesions: each training volume also projected at two other C-arm
+    # angulations (up to 15 degrees); as many steps as "60 epochs", which repeats the same views
+    "3 poses": {"projection": {"poses": 3}},
 }
 
 

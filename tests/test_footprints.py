@@ -1,6 +1,9 @@
 """Aneurysm footprints: 3-D masks and points projected along each view's rays, carried onto the
 map grid of the preprocessed view, and into the arrays the model trains on."""
 
+from dataclasses import replace
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -18,7 +21,9 @@ from aneurysm.preprocessing import (
     footprint_cells,
 )
 from aneurysm.projection import ProjectionConfig, project_records
-from aneurysm.projection.stage import footprint_path, read_positions
+from aneurysm.projection.render import pose_rotation
+from aneurysm.projection.stage import (POSE_MARK, footprint_path, is_canonical, pose_angles,
+                                       read_positions)
 from aneurysm.registry import get_adapter
 from aneurysm.training.arrays import build_arrays
 
@@ -92,6 +97,42 @@ def test_footprint_lands_where_the_mask_projects_under_the_cone_beam(tmp_path):
         assert image[rows, cols].mean() < np.median(image) - 60  # on the dark aneurysm
     # the left carotid's injection fills it; the right carotid's and the vertebral's do not
     assert seen == ["LI-A", "LI-B"]
+
+
+def test_a_turned_pose_moves_the_footprint_and_positions_with_the_aneurysm(tmp_path):
+    """Extra C-arm poses turn the head: its image, its footprint and the aneurysm's projected
+    centre all move where the rotated aneurysm projects; the canonical pose stays cached."""
+    centre = (31, 60, 50)
+    vessels, ball = _toy_head(centre)
+    _write_lausanne(tmp_path / "lausanne", vessels, ball)
+    record = get_adapter("lausanne").load(tmp_path / "lausanne")[0]
+    canonical = project_records([record], tmp_path / "cache", CONFIG, workers=1,
+                                progress=False).records
+    config = replace(CONFIG, poses=3, pose_jitter_deg=20.0)
+    posed = project_records([record], tmp_path / "cache", config, workers=1,
+                            progress=False).records
+    assert [r.study_id for r in posed] == [record.study_id] + [
+        f"{record.study_id}{POSE_MARK}{k}" for k in (1, 2)]
+    assert {r.patient_id for r in posed} == {record.patient_id}
+    assert [is_canonical(r) for r in posed] == [True, False, False]
+    assert posed[0].views == canonical[0].views  # the same cached files: nothing re-rendered
+    isocentre = np.argwhere(vessels | ball).mean(axis=0)
+    for k, r in enumerate(posed[1:], start=1):
+        folder = Path(r.view_path("LI-A")).parent
+        turn, tilt = pose_angles(Path(canonical[0].view_path("LI-A")).parent.name, k, 20.0)
+        assert folder.name.endswith(f".turn{turn:+.1f}.tilt{tilt:+.1f}") and abs(turn) > 0
+        rotation = pose_rotation(turn, tilt)
+        moved = rotation @ (np.asarray(centre) - isocentre) + isocentre
+        positions = {p["view"]: p for p in read_positions(r)}
+        for name in ("LI-A", "LI-B"):
+            fp = load_grayscale(footprint_path(r.view_path(name)))
+            rows, cols = np.nonzero(fp == 255)
+            col, row = _cone_beam(moved, isocentre, name[-1])
+            assert abs(cols.mean() - col) <= 1.5 and abs(rows.mean() - row) <= 1.5, (k, name)
+            assert abs(positions[name]["x"] - col) <= 1.5, (k, name)
+            assert abs(positions[name]["y"] - row) <= 1.5, (k, name)
+            before = load_grayscale(canonical[0].view_path(name)).astype(int)
+            assert np.abs(load_grayscale(r.view_path(name)).astype(int) - before).mean() > 1
 
 
 def test_footprint_cells_follow_the_crop_and_square_padding():

@@ -148,11 +148,19 @@ def test_a_learning_curve_trains_on_a_share_and_validates_on_the_same_cases(exte
         assert history["lr"].iloc[0] == pytest.approx(0.0123)  # pretraining's own rate
         splits[share] = json.loads((tmp_path / str(share) / "splits.json").read_text())
         assert json.loads((tmp_path / str(share) / "meta.json").read_text())["train_share"] == share
+    # a second C-arm pose per volume: the same validation cases, canonical views only; each
+    # training volume trains once more at its other pose
+    posed = load_config(cfg, {"train": {"pretrain_epochs": 1}, "projection": {"poses": 2}})
+    pretrain(tmp_path / "poses", sources, posed, val_fraction=0.3, progress=False)
+    splits["poses"] = json.loads((tmp_path / "poses" / "splits.json").read_text())
     for name in sources:
         full, half = splits[1.0][name], splits[0.5][name]
         assert half["val"] == full["val"] and half["val"]
         assert set(half["train"]) < set(full["train"])
         assert len(half["train"]) == max(1, round(len(full["train"]) / 2))
+        two = splits["poses"][name]
+        assert two["val"] == full["val"]
+        assert two["train"] == full["train"] + [f"{s}#pose1" for s in full["train"]]
 
 
 def test_pretrain_without_sources_is_a_clear_error(tmp_path):

@@ -2,6 +2,7 @@
 intensities, inverted maximum-intensity projections, projected aneurysm positions, cached."""
 
 from .render import ProjectionConfig, project_volume
-from .stage import ProjectedSet, project_records
+from .stage import ProjectedSet, is_canonical, project_records
 
-__all__ = ["ProjectedSet", "ProjectionConfig", "project_records", "project_volume"]
+__all__ = ["ProjectedSet", "ProjectionConfig", "is_canonical", "project_records",
+           "project_volume"]

@@ -51,13 +51,25 @@ class ProjectionConfig:
     cta_window_low: float = 80.0  # HU: contrast-filled lumen starts here (partial volume too)
     cta_window_high: float = 450.0
     cta_bone_level: float = 700.0  # HU above which a voxel is bone, suppressed with a margin
+    # Views of each volume at other C-arm angulations, for training only: pose 0 is the
+    # canonical one; poses 1.. turn the head by up to ``pose_jitter_deg`` about its head-foot
+    # and left-right axes (one random turn per volume and pose, drawn from its content).
+    poses: int = 1
+    pose_jitter_deg: float = 15.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"projection mode must be one of {MODES}, got {self.mode!r}")
+        if self.poses < 1 or not 0 <= self.pose_jitter_deg <= 45:
+            raise ValueError(f"projection poses must be >= 1 and pose_jitter_deg in [0, 45], "
+                             f"got {self.poses} and {self.pose_jitter_deg}")
 
     def cache_params(self) -> dict:
-        return {"algorithm": ALGORITHM_VERSION, **asdict(self)}
+        """What the canonical views depend on. The poses are not in it: each pose has a folder of
+        its own, named by its angles, so adding poses keeps the canonical cache."""
+        params = asdict(self)
+        del params["poses"], params["pose_jitter_deg"]
+        return {"algorithm": ALGORITHM_VERSION, **params}
 
     def carm(self) -> CArm:
         return CArm(self.sid_mm, self.sod_mm, self.fov_mm, self.pixels or 128, self.towne_deg)
@@ -78,6 +90,32 @@ class Projected:
     footprints: dict[str, np.ndarray]  # uint8 FOOTPRINT_* per present view
     arteries: dict[str, np.ndarray]  # uint8 per present view: 1 + index into ARTERIES, 0 none
     positions: list[dict]  # [{view, x, y, r}] aneurysm centres in view pixels
+
+
+def pose_rotation(turn_deg: float, tilt_deg: float) -> np.ndarray:
+    """The rotation of a C-arm pose on canonical (x left-right, y posterior-anterior, z
+    inferior-superior) coordinates: ``turn_deg`` about the head-foot axis (towards LAO or RAO),
+    then ``tilt_deg`` about the left-right axis (cranial or caudal)."""
+    a, b = np.deg2rad(turn_deg), np.deg2rad(tilt_deg)
+    turn = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    tilt = np.array([[1, 0, 0], [0, np.cos(b), np.sin(b)], [0, -np.sin(b), np.cos(b)]])
+    return tilt @ turn
+
+
+def _rotated(volumes: list[np.ndarray | None], orders: list[int], rotation: np.ndarray
+             ) -> tuple[list[np.ndarray | None], np.ndarray, np.ndarray]:
+    """Volumes turned by ``rotation`` about their centre into a box that holds all of them;
+    returns them with the input's centre and the output's (a point p goes to R (p - c) + c')."""
+    shape = np.array(next(v for v in volumes if v is not None).shape)
+    c_in = (shape - 1) / 2
+    corners = (np.indices((2, 2, 2)).reshape(3, -1).T * (shape - 1) - c_in) @ rotation.T
+    out_shape = tuple(int(np.ceil(n)) + 1 for n in corners.max(0) - corners.min(0))
+    c_out = (np.array(out_shape) - 1) / 2
+    inverse = rotation.T  # output -> input
+    turned = [None if v is None else ndimage.affine_transform(
+        v, inverse, offset=c_in - inverse @ c_out, output_shape=out_shape, order=order,
+        mode="constant", cval=0, prefilter=False) for v, order in zip(volumes, orders)]
+    return turned, c_in, c_out
 
 
 def _tilt(volume: np.ndarray, centre: np.ndarray, degrees: float, order: int) -> np.ndarray:
@@ -136,24 +174,26 @@ def _project(channels: list[np.ndarray], projection: str, centre: np.ndarray, sp
 def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modality: str,
                    config: ProjectionConfig, lesions: list[tuple[np.ndarray, float]] = (),
                    labels: np.ndarray | None = None, arteries: np.ndarray | None = None,
-                   seeds: np.ndarray | None = None) -> Projected:
+                   seeds: np.ndarray | None = None, pose: tuple[float, float] = (0.0, 0.0)
+                   ) -> Projected:
     """The eight K-ium views of one canonical volume.
 
     ``lesions``: (canonical voxel centre, radius in voxels) on the input grid; ``labels``: lesion
     label volume (0, ``LESION``, ``UNKNOWN``) on that grid; ``arteries``: artery ids (1 + index
     into ``ARTERIES``) on that grid; ``seeds``: territory ids (1 + index into ``TERRITORIES``)
     where labelled arteries say which injection fills them. Without seeds, the vessels entering
-    the volume's bottom are the injections' entries.
+    the volume's bottom are the injections' entries. ``pose``: the C-arm turned and tilted by
+    these degrees (``pose_rotation``), the annotations with it.
     """
     config = config.resolved(config.pixels or 128)
     s = config.spacing_mm
     iso = resample_isotropic(data, spacing, s)
     bright = vessel_bright(iso, modality, (config.cta_window_low, config.cta_window_high),
                            config.cta_bone_level)
-    occ = occupancy(bright)
     lesion_iso, artery_iso, seed_iso = (
         resample_isotropic(v, spacing, s, order=0) if v is not None else None
         for v in (labels, arteries, seeds))
+    occ = occupancy(bright)
     # everything below works on the box that holds the vessels and the annotations
     keep = occ > 0.05
     for extra in (lesion_iso, artery_iso):
@@ -177,12 +217,18 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
         territory = np.where(seed_iso > 0, seed_iso, territory)  # a labelled artery stays put
     else:
         territory = np.ones(occ.shape, dtype=np.uint8)
+    scale = np.array(spacing) / s
+    if any(pose):  # turn the head, territories and annotations with it, not the C-arm
+        rotation = pose_rotation(*pose)
+        (occ, bright, lesion_iso, artery_iso, territory), c_in, c_out = _rotated(
+            [occ, bright, lesion_iso, artery_iso, territory], [1, 1, 0, 0, 0], rotation)
+        lesions = [((rotation @ (np.asarray(c) * scale - origin - c_in) + c_out + origin)
+                    / scale, radius) for c, radius in lesions]
     weight = np.maximum(occ, 1e-6)
     grid = np.indices(occ.shape).reshape(3, -1)
     centre = (grid @ weight.ravel()) / weight.sum()
     carm = config.carm()
     value = occ if config.mode == "drr" else bright
-    scale = np.array(spacing) / s
     result = Projected({}, {}, {}, [])
     done: dict[tuple[str, str], tuple] = {}
     for view in KIUM_VIEWS:

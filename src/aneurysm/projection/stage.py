@@ -63,9 +63,39 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, str]:
-    """Render one record into ``folder``; returns (folder, error)."""
-    record, folder, config = args
+#: Study ids of a volume's other poses end in this and the pose's number; they keep the patient id.
+POSE_MARK = "#pose"
+
+
+def is_canonical(record: StudyRecord) -> bool:
+    """False for the extra C-arm poses of a projected volume: training data, never scored."""
+    return POSE_MARK not in record.study_id
+
+
+def pose_angles(key: str, pose: int, jitter_deg: float) -> tuple[float, float]:
+    """The (turn, tilt) of a volume's pose, in degrees: none for pose 0, else drawn uniformly
+    within +-``jitter_deg`` from the volume's content key, so a pose renders the same anywhere."""
+    if pose == 0 or jitter_deg == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng([int(key[:12], 16), pose])
+    turn, tilt = rng.uniform(-jitter_deg, jitter_deg, 2)
+    return round(float(turn), 1), round(float(tilt), 1)
+
+
+def _pose_jobs(record: StudyRecord, folder: str, config: ProjectionConfig) -> list[tuple]:
+    """One rendering job per pose: (record, folder, config, angles); pose k > 0 in a folder
+    beside the canonical one, named by its angles."""
+    jobs = [(record, folder, config, (0.0, 0.0))]
+    for k in range(1, config.poses):
+        turn, tilt = pose_angles(Path(folder).name, k, config.pose_jitter_deg)
+        jobs.append((record, f"{folder}.turn{turn:+.1f}.tilt{tilt:+.1f}", config, (turn, tilt)))
+    return jobs
+
+
+def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, float]]
+                 ) -> tuple[str, str]:
+    """Render one record at one pose into ``folder``; returns (folder, error)."""
+    record, folder, config, pose = args
     target = Path(folder)
     if (target / "positions.json").is_file():
         return folder, ""
@@ -75,7 +105,7 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, 
         centres, labels = annotations.lesions(record, volume)
         artery_ids, seeds = annotations.arteries(record, volume) or (None, None)
         out = project_volume(volume.data, volume.spacing, record.modality, config, centres,
-                             labels, artery_ids, seeds)
+                             labels, artery_ids, seeds, pose)
     except DataError as exc:
         return folder, str(exc)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +131,11 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig]) -> tuple[str, 
 def project_records(records: list[StudyRecord], cache_dir: str | Path,
                     config: ProjectionConfig = ProjectionConfig(), workers: int | None = None,
                     skip_bad: bool = False, progress: bool = True) -> ProjectedSet:
-    """2-D view records for 3-D ones (records with views already pass through unchanged)."""
+    """2-D view records for 3-D ones (records with views already pass through unchanged).
+
+    With ``config.poses`` = P > 1 each volume gives P records: the canonical views, then P - 1
+    poses at other angulations, with study ids ending in ``POSE_MARK`` and the same patient id
+    (so a patient-level split keeps a volume's poses together)."""
     params = params_hash(config.cache_params())
     base = Path(cache_dir).expanduser() / "projections" / params
     base.mkdir(parents=True, exist_ok=True)
@@ -111,45 +145,48 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
         if r.volume is None:
             continue
         try:
-            jobs.append((r, str(base / content_key(r, params)), config))
+            jobs += _pose_jobs(r, str(base / content_key(r, params)), config)
         except DataError as exc:
             if not skip_bad:
                 raise
             result.skipped.append(str(exc))
-    done = {id(j[0]): (j[1], "") for j in jobs if (Path(j[1]) / "positions.json").is_file()}
-    jobs = [j for j in jobs if id(j[0]) not in done]
-    bar = dict(total=len(jobs), desc="project 3-D", unit="volume", disable=not progress)
-    if workers == 1 or len(jobs) < 3:
-        outcomes = [_project_one(j) for j in tqdm(jobs, **bar)]
+    outcome = {j[1]: (j[1], "") for j in jobs if (Path(j[1]) / "positions.json").is_file()}
+    todo = [j for j in jobs if j[1] not in outcome]
+    bar = dict(total=len(todo), desc="project 3-D", unit="view set", disable=not progress)
+    if workers == 1 or len(todo) < 3:
+        outcomes = [_project_one(j) for j in tqdm(todo, **bar)]
     else:
         # One torch thread per worker: a child forked after the parent ran torch's OpenMP pool
         # hangs in its first parallel region (the renderer's grid_sample); a single thread
         # never enters one. (Spawning would also do, but would re-run a user's unguarded script.)
         with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
-            outcomes = list(tqdm(pool.map(_project_one, jobs), **bar))
-    folders = done | {id(job[0]): outcome for job, outcome in zip(jobs, outcomes)}
+            outcomes = list(tqdm(pool.map(_project_one, todo), **bar))
+    outcome |= {job[1]: result for job, result in zip(todo, outcomes)}
+    poses: dict[int, list[str]] = {}
+    for job in jobs:
+        poses.setdefault(id(job[0]), []).append(job[1])
     for r in records:
         if r.volume is None:
             result.records.append(r)
             continue
-        if id(r) not in folders:
+        if id(r) not in poses:
             continue  # its input files were already reported missing
-        folder, error = folders[id(r)]
-        if error:
-            if not skip_bad:
-                raise DataError(r.volume.path, error.split(": ", 1)[-1])
-            result.skipped.append(error)
-            continue
-        paths = [Path(folder) / f"{n}.png" for n in KIUM_VIEW_NAMES]
-        views = tuple(ViewImage(n, str(p) if p.is_file() else None)
-                      for n, p in zip(KIUM_VIEW_NAMES, paths))
-        if not any(v.present for v in views):
-            message = f"{r.volume.path}: no vessels to project"
-            if not skip_bad:
-                raise DataError(r.volume.path, "no vessels to project")
-            result.skipped.append(message)
-            continue
-        result.records.append(r.with_views(views))
+        for k, folder in enumerate(poses[id(r)]):
+            error = outcome[folder][1]
+            paths = [Path(folder) / f"{n}.png" for n in KIUM_VIEW_NAMES]
+            views = tuple(ViewImage(n, str(p) if p.is_file() else None)
+                          for n, p in zip(KIUM_VIEW_NAMES, paths))
+            if not error and not any(v.present for v in views):
+                error = f"{r.volume.path}: no vessels to project"
+            if error:
+                if k:  # the canonical pose has said it
+                    continue
+                if not skip_bad:
+                    raise DataError(r.volume.path, error.split(": ", 1)[-1])
+                result.skipped.append(error)
+                break
+            posed = r if k == 0 else r.relabel(study_id=f"{r.study_id}{POSE_MARK}{k}")
+            result.records.append(posed.with_views(views))
     return result
 
 

@@ -26,7 +26,7 @@ from ..io.atomic import atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..model import build_model
 from ..preprocessing import ImageCache
-from ..projection import project_records
+from ..projection import is_canonical, project_records
 from ..schema import StudyRecord, save_manifest
 from .arrays import build_arrays, footprint_stride
 from .distributed import barrier, init_from_env, main_first, rank_device, shard
@@ -70,6 +70,11 @@ def holdout_split(records: list[StudyRecord], fraction: float, seed: int
     return [records[i] for i in train_idx], [records[i] for i in val_idx]
 
 
+def _identity(r: StudyRecord) -> int:
+    """What a record keeps through projection: its volume (2-D records pass through as they are)."""
+    return id(r.volume) if r.volume is not None else id(r)
+
+
 def _namespaced(r: StudyRecord) -> StudyRecord:
     """Study and patient ids unique across sources."""
     return r.relabel(study_id=f"{r.source}:{r.study_id}", patient_id=f"{r.source}:{r.patient_id}")
@@ -102,24 +107,33 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     projection = config.projection.resolved(config.preprocess.image_size)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    skipped: list[str] = []
+    # every source's volumes in one pool of workers (a small source would leave cores idle),
+    # then back to their sources: a projected record keeps its VolumeRef
+    owner = {_identity(r): name for name, records in sources.items() for r in records}
+    everything = [r for _, records in sorted(sources.items()) for r in records]
+    if world.distributed:  # each rank renders its share into the one shared cache
+        project_records(shard(everything), config.data.cache_dir, projection,
+                        workers=config.data.workers or None, skip_bad=True, progress=progress)
+        barrier()
+    projected = project_records(everything, config.data.cache_dir, projection,
+                                workers=config.data.workers or None, skip_bad=skip_bad,
+                                progress=progress)
+    skipped = list(projected.skipped)
+    by_source: dict[str, list[StudyRecord]] = {name: [] for name in sorted(sources)}
+    for r in projected.records:
+        by_source[owner[_identity(r)]].append(r)
     train_records, val_records, split_ids = [], [], {}
-    for name, records in sorted(sources.items()):
-        if world.distributed:  # each rank renders its share into the one shared cache
-            project_records(shard(records), config.data.cache_dir, projection,
-                            workers=config.data.workers or None, skip_bad=True,
-                            progress=progress)
-            barrier()
-        projected = project_records(records, config.data.cache_dir, projection,
-                                    workers=config.data.workers or None, skip_bad=skip_bad,
-                                    progress=progress)
-        skipped += projected.skipped
-        tr, va = holdout_split([_namespaced(r) for r in projected.records], val_fraction,
+    for name, records in by_source.items():
+        named = [_namespaced(r) for r in records]
+        # split the canonical views; a volume's other poses follow it into training only
+        tr, va = holdout_split([r for r in named if is_canonical(r)], val_fraction,
                                config.train.seed)
         if train_share < 1.0:
             patients = sorted({r.patient_id for r in tr})
             keep = set(patients[:max(1, round(len(patients) * train_share))])
             tr = [r for r in tr if r.patient_id in keep]
+        patients = {r.patient_id for r in tr}
+        tr += [r for r in named if not is_canonical(r) and r.patient_id in patients]
         train_records += tr
         val_records += va
         split_ids[name] = {"train": [r.study_id for r in tr], "val": [r.study_id for r in va]}
