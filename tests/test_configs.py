@@ -39,4 +39,10 @@ def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
         with_overrides(base, {"train": {"pretrain_rate": 0.005}})
     with pytest.raises(ConfigError, match="unknown section 'training'"):
         with_overrides(base, {"training": {"lr": 0.005}})
+    posed = with_overrides(base, {"projection": {"poses": 3}})
+    # extra poses leave the canonical views' cache key alone
+    assert posed.projection.poses == 3
+    assert posed.projection.cache_params() == base.projection.cache_params()
+    with pytest.raises(ConfigError, match="poses must be >= 1"):
+        with_overrides(base, {"projection": {"poses": 0}})
 

@@ -125,13 +125,17 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
 @click.option("--aux-weight", type=float, default=None,
               help="Weight of the auxiliary localisation loss on projected aneurysm positions "
                    "(override train.aux_point_weight; 0 = off).")
+@click.option("--poses", type=click.IntRange(1), default=None,
+              help="Project each volume at this many C-arm angulations, the canonical one "
+                   "first; the others only train (override projection.poses).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--resume", is_flag=True)
 @click.option("--force", is_flag=True)
 @click.option("--skip-bad", is_flag=True, help="Skip unusable cases (counted) instead of failing.")
 @speed_options
 def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, val_fraction,
-                 train_share, aux_weight, cache_dir, resume, force, skip_bad, speed) -> None:
+                 train_share, aux_weight, poses, cache_dir, resume, force, skip_bad,
+                 speed) -> None:
     """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
     from ..sources import load_sources
     from ..training.pretrain import CHECKPOINT, pretrain
@@ -140,7 +144,8 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, va
     config = load_config(config_path, {"train": {"pretrain_epochs": epochs, "pretrain_lr": lr,
                                                  "seed": seed, "aux_point_weight": aux_weight,
                                                  **speed},
-                                       "data": {"cache_dir": cache_dir}})
+                                       "data": {"cache_dir": cache_dir},
+                                       "projection": {"poses": poses}})
     records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)
     for name, problems in skipped.items():
         for problem in problems:
