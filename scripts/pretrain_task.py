@@ -89,6 +89,8 @@ ARMS: dict[str, dict] = {
     # new views of the same lesions: each training volume also projected at two other C-arm
     # angulations (up to 15 degrees); as many steps as "60 epochs", which repeats the same views
     "3 poses": {"projection": {"poses": 3}},
+    "3 poses, 7 epochs": {"projection": {"poses": 3}, "train": {"pretrain_epochs": 7}},  # the
+    # default's steps (21 epochs' worth): do new angles beat more passes at the same cost?
 }
 
 
