@@ -161,7 +161,7 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
         # never enters one. (Spawning would also do, but would re-run a user's unguarded script.)
         with ProcessPoolExecutor(max_workers=workers, initializer=_single_thread) as pool:
             outcomes = list(tqdm(pool.map(_project_one, todo), **bar))
-    outcome |= {job[1]: result for job, result in zip(todo, outcomes)}
+    outcome |= {job[1]: done for job, done in zip(todo, outcomes)}
     poses: dict[int, list[str]] = {}
     for job in jobs:
         poses.setdefault(id(job[0]), []).append(job[1])
