@@ -121,9 +121,7 @@ def _rotated(volumes: list[np.ndarray | None], orders: list[int], rotation: np.n
 def _tilt(volume: np.ndarray, centre: np.ndarray, degrees: float, order: int) -> np.ndarray:
     """Rotate about the left-right axis through ``centre``: the points p move to R (p - c) + c
     with R the synthesizer's caudal tilt of a frontal vertebral view."""
-    a = np.deg2rad(degrees)
-    rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
-    inverse = rot.T  # output -> input
+    inverse = pose_rotation(0.0, degrees).T  # output -> input
     return ndimage.affine_transform(volume, inverse, offset=centre - inverse @ centre,
                                     order=order, mode="constant", cval=0.0, prefilter=False)
 
@@ -306,9 +304,7 @@ def _render_view(value, lesion_iso, artery_iso, territory, region, projection, c
         if not inside[voxel]:
             continue
         if tilt:
-            a = np.deg2rad(tilt)
-            rot = np.array([[1, 0, 0], [0, np.cos(a), np.sin(a)], [0, -np.sin(a), np.cos(a)]])
-            p = rot @ (p - centre) + centre
+            p = pose_rotation(0.0, tilt) @ (p - centre) + centre
         x, y = _detector(_plane_coords(p, shape, projection), isocentre, s, carm)
         m = carm.sid_mm / carm.sod_mm
         pitch = carm.fov_mm * m / carm.pixels
