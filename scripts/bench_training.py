@@ -70,11 +70,19 @@ def bare_loop(model, batch, steps: int, precision: str = "fp32") -> float:
     return time.perf_counter() - start
 
 
-def our_loop(model, arrays, config, augment, steps: int, device) -> float:
+def study_loader(arrays, batch_size: int, device, workers: int = 0) -> DataLoader:
+    """A shuffling loader as ``train_fold`` builds it: pinned on a GPU, and with ``workers``
+    processes. ``train_fold`` starts them once per epoch; here they are kept, so their start is
+    not timed (it is once per epoch of many steps there, once per 10 steps here)."""
+    return DataLoader(StudyDataset(arrays), batch_size=batch_size, shuffle=True,
+                      generator=torch.Generator().manual_seed(0), num_workers=workers,
+                      persistent_workers=workers > 0,
+                      pin_memory=torch.device(device).type == "cuda")
+
+
+def our_loop(model, loader, config, augment, steps: int, device) -> float:
+    """Seconds for ``steps`` steps of the real ``train_epoch`` over ``loader``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    loader = DataLoader(StudyDataset(arrays), batch_size=config.train.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(0),
-                        pin_memory=torch.device(device).type == "cuda")  # as train_fold's
     generator = torch.Generator(device=device).manual_seed(0)
     start = time.perf_counter()
     train_epoch(model, itertools.islice(loader, steps), optimizer, config.train, augment,
@@ -89,9 +97,10 @@ def _sync(device) -> None:
 
 
 def measure_training(config, device, batch_size: int, steps: int, rounds: int,
-                     projected: bool = False) -> dict:
+                     projected: bool = False, loader_workers: int = 0) -> dict:
     """Views/s of the bare loop and of ours without and with augmentation, in alternating
-    rounds, and each round's ratio to the bare loop."""
+    rounds, and each round's ratio to the bare loop; with ``loader_workers`` also ours with
+    augmentation and that many loader processes."""
     size, n_views = config.preprocess.image_size, len(KIUM_VIEW_NAMES)
     arrays = synthetic_arrays(max(4 * batch_size, batch_size * steps), size, projected=projected)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train,
@@ -102,10 +111,15 @@ def measure_training(config, device, batch_size: int, steps: int, rounds: int,
                            for k in ("images", "view_ids", "view_mask", "presence",
                                      "locations")})
     off = dataclasses.replace(config.augment, enabled=False)
+    loader = study_loader(arrays, batch_size, device)
     arms = {"bare PyTorch loop": lambda: bare_loop(model, fixed, steps, config.train.precision),
-            "ours, no augmentation": lambda: our_loop(model, arrays, config, off, steps, device),
-            "ours, with augmentation": lambda: our_loop(model, arrays, config, config.augment,
+            "ours, no augmentation": lambda: our_loop(model, loader, config, off, steps, device),
+            "ours, with augmentation": lambda: our_loop(model, loader, config, config.augment,
                                                         steps, device)}
+    if loader_workers:
+        workers = study_loader(arrays, batch_size, device, loader_workers)
+        arms[f"ours, augmentation, {loader_workers} workers"] = lambda: our_loop(
+            model, workers, config, config.augment, steps, device)
     flops = step_flops(model, fixed, config.train.precision)
     for run in arms.values():  # warm-up: allocator, kernels, thread pools
         run()
@@ -120,7 +134,8 @@ def measure_training(config, device, batch_size: int, steps: int, rounds: int,
         "setting": {"head": config.model.head, "image_size": size, "projected": projected,
                     "precision": config.train.precision,
                     "batch": f"{batch_size} patients x {n_views} views",
-                    "steps_per_round": steps, "rounds": rounds},
+                    "steps_per_round": steps, "rounds": rounds,
+                    "loader_workers": loader_workers},
         "views_per_second": rate,
         "flops_per_step": flops,
         "tflops_per_second": {name: [flops * steps / s / 1e12 for s in times]
@@ -149,10 +164,10 @@ def print_training(result: dict, peak_tflops: float | None = None) -> None:
     print(f"\ntraining overhead: {st['head']} head, {st['image_size']} px, {st['batch']} per "
           f"step, {st['rounds']} alternating rounds of {st['steps_per_round']} steps"
           + (", projected studies" if st["projected"] else ""))
-    print(f"  {'loop':28s} {'views/s (median, range)':>28s} {'ratio to bare (range)':>24s}")
+    print(f"  {'loop':34s} {'views/s (median, range)':>28s} {'ratio to bare (range)':>24s}")
     for name, rates in result["views_per_second"].items():
         ratios = result["ratio_to_bare_per_round"][name]
-        print(f"  {name:28s} {statistics.median(rates):10.1f} ({min(rates):6.1f}-"
+        print(f"  {name:34s} {statistics.median(rates):10.1f} ({min(rates):6.1f}-"
               f"{max(rates):6.1f}) {statistics.median(ratios):12.2f} ({min(ratios):.2f}-"
               f"{max(ratios):.2f})")
     ours = statistics.median(result["tflops_per_second"]["ours, with augmentation"])

@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--projected", action="store_true",
                     help="training: projected external studies, as in pretraining")
+    ap.add_argument("--loader-workers", type=int, default=0,
+                    help="training: also time ours with augmentation and N loader processes")
     ap.add_argument("--only", default=",".join(SECTIONS),
                     help=f"comma-separated sections out of {','.join(SECTIONS)}")
     ap.add_argument("--patients", type=int, default=16,
@@ -96,7 +98,7 @@ def main() -> None:
     consumption = None
     if "training" in sections:
         tr = measure_training(config, device, args.batch_size, args.steps, args.rounds,
-                              args.projected)
+                              args.projected, args.loader_workers)
         result["sections"]["training"] = tr
         print_training(tr, args.peak_tflops)
         if args.peak_tflops:

@@ -116,3 +116,28 @@ def test_swap_of_one_unbatched_study_matches_the_batched_swap():
     batch = prepare_batch(_batch(n=2, views=KIUM_VIEW_NAMES))
     one = {k: v[1] for k, v in batch.items()}
     assert torch.equal(mirror_study(one)["images"], mirror_study(batch)["images"][1])
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_the_sync_free_path_gives_the_same_batch_when_every_draw_is_certain(p):
+    """The GPU path draws swap and noise for every study and keeps the drawn ones; with the
+    probabilities at 0 or 1 there is nothing left to chance, so it must equal the CPU path."""
+    batch = _batch(n=4)
+    batch["images"][:, 1:] = torch.randint(0, 256, batch["images"][:, 1:].shape,
+                                           generator=torch.Generator().manual_seed(1),
+                                           dtype=torch.uint8)
+    batch["projected"] = torch.tensor([True, False, True, False])
+    config = AugmentConfig(lr_swap_prob=p, noise_prob=p, noise_std=0.05)
+    picked = augment_batch(batch, config, torch.Generator().manual_seed(5), sync_free=False)
+    masked = augment_batch(batch, config, torch.Generator().manual_seed(5), sync_free=True,
+                           projected=batch["projected"])
+    assert picked.keys() == masked.keys()
+    for key in picked:
+        assert torch.allclose(picked[key].float(), masked[key].float(), atol=1e-6), key
+    plain = augment_batch(batch, AugmentConfig(lr_swap_prob=p, noise_prob=0.0),
+                          torch.Generator().manual_seed(5), sync_free=True)
+    noisy = not torch.allclose(plain["images"], masked["images"])
+    assert noisy == (p == 1.0)
+    swapped = not torch.equal(masked["view_ids"], batch["view_ids"]) or not torch.equal(
+        masked["locations"], batch["locations"])
+    assert swapped == (p == 1.0)

@@ -123,3 +123,20 @@ def test_compiled_model_trains_like_the_eager_one(kium_root, tmp_path):
     state = torch.load(tmp_path / "compiled" / "fold_0" / "best.pt",
                        weights_only=True)["state_dict"]
     assert not any("_orig_mod" in k for k in state)
+
+
+def test_loader_worker_processes_change_nothing_but_who_slices(kium_root, tmp_path):
+    """train.loader_workers moves slicing and collating into worker processes that persist over
+    the epochs; the batches, the augmentation draws and the dropout draws stay the same."""
+    base = {"model": {"head": "global", "backbone": "timm/test_convnext", "dropout": 0.3},
+            "train": {"lr": 0.003, "epochs": 2}}
+    runs = {}
+    for workers in (0, 2):
+        cfg = write_config(tmp_path, f"w{workers}.yaml", model=base["model"],
+                           train={**base["train"], "loader_workers": workers})
+        runs[workers] = _single(kium_root, tmp_path / f"w{workers}", cfg)
+    probs = [c for c in runs[0].columns if c.endswith("_prob")]
+    assert np.allclose(runs[0][probs], runs[2][probs], atol=1e-5)
+    h0 = pd.read_csv(tmp_path / "w0" / "fold_0" / "history.csv")
+    h2 = pd.read_csv(tmp_path / "w2" / "fold_0" / "history.csv")
+    assert len(h0) == 2 and np.allclose(h0["train_loss"], h2["train_loss"], rtol=1e-5)

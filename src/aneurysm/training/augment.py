@@ -187,17 +187,31 @@ def _contrast_tables(images: torch.Tensor, config: AugmentConfig,
 
 
 def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
-                  generator: torch.Generator) -> dict[str, torch.Tensor]:
+                  generator: torch.Generator, projected: torch.Tensor | None = None,
+                  sync_free: bool | None = None) -> dict[str, torch.Tensor]:
     """Augment a loader batch (uint8 views, footprint cells) on its own device and prepare it as
-    ``prepare_batch`` does; ``generator`` lives on that device too."""
+    ``prepare_batch`` does; ``generator`` lives on that device too.
+
+    ``projected``: the batch's per-study "projected" flags on the host, if the caller still has
+    them, so finding the views to re-render asks nothing of the device. ``sync_free`` (default:
+    on a GPU) draws the swap and the noise for every study and view and keeps the drawn ones,
+    instead of picking them out: more arithmetic, but no wait for the device to say how many
+    were drawn. With every probability 0 or 1 both give the same batch; otherwise the draws
+    differ, so a run repeats on one kind of device.
+    """
     g = generator
     out = dict(batch)
     if out["images"].dtype != torch.uint8:
         raise TypeError("augment_batch takes the loader's uint8 views, before prepare_batch")
+    sync_free = out["images"].is_cuda if sync_free is None else sync_free
     b, v, size = out["images"].shape[:3]
     if config.lr_swap:  # on uint8 data: a quarter of the memory traffic of floats
-        swap = (torch.rand(b, generator=g, device=g.device) < config.lr_swap_prob).nonzero()[:, 0]
-        if len(swap):  # mirror the drawn studies only, and put them back in place
+        drawn = torch.rand(b, generator=g, device=g.device) < config.lr_swap_prob
+        if sync_free:
+            mirrored = mirror_study(out)
+            out = {k: torch.where(drawn.reshape(-1, *[1] * (t.dim() - 1)), mirrored[k], t)
+                   for k, t in out.items()}
+        elif len(swap := drawn.nonzero()[:, 0]):  # mirror the drawn studies only, in place
             mirrored = mirror_study({k: t[swap] for k, t in out.items()})
             for key, value in mirrored.items():
                 out[key] = out[key].index_copy(0, swap, value)
@@ -206,7 +220,8 @@ def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
     tables = _contrast_tables(pixels, config, g)
     rendered = torch.zeros(0, dtype=torch.long, device=pixels.device)
     if config.projections.enabled and "projected" in out:  # re-render projected views
-        rendered = out["projected"].repeat_interleave(v).nonzero()[:, 0]
+        flags = out["projected"] if projected is None else projected
+        rendered = flags.repeat_interleave(v).nonzero()[:, 0].to(pixels.device)
         if len(rendered):
             tables[rendered] = render_tables(pixels[rendered], config.projections, g)
     out = prepare_batch(out)
@@ -232,12 +247,18 @@ def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
         out["map_target"] = target.reshape(b, v, *grid)
         out["map_weight"] = weight.reshape(b, v, *grid)
     flat = images.flatten(1)
-    pick = (torch.rand(n, generator=g, device=g.device) < config.noise_prob).nonzero()[:, 0]
-    if len(pick):
-        bank = _noise_bank(flat.shape[1], flat.device, flat.dtype)
-        which = torch.randint(NOISE_BANK, (len(pick),), generator=g, device=g.device)
-        sign = torch.rand(len(pick), generator=g, device=g.device) < 0.5
-        scale = torch.where(sign, config.noise_std, -config.noise_std).to(flat.dtype)
-        flat[pick] += bank[which] * scale[:, None]
+    drawn = torch.rand(n, generator=g, device=g.device) < config.noise_prob
+    if sync_free:
+        flat += _noise(n, config.noise_std, flat, g) * drawn[:, None].to(flat.dtype)
+    elif len(pick := drawn.nonzero()[:, 0]):
+        flat[pick] += _noise(len(pick), config.noise_std, flat, g)
     out["images"] = flat.clamp_(0.0, 1.0).reshape(b, v, 1, size, -1)
     return out
+
+
+def _noise(k: int, std: float, like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """k noise fields shaped like ``like``'s rows: bank fields with a random sign, times std."""
+    bank = _noise_bank(like.shape[1], like.device, like.dtype)
+    which = torch.randint(NOISE_BANK, (k,), generator=g, device=g.device)
+    sign = torch.rand(k, generator=g, device=g.device) < 0.5
+    return bank[which] * torch.where(sign, std, -std).to(like.dtype)[:, None]

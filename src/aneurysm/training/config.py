@@ -28,6 +28,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32; bf16 (autocast, CPU or GPU); fp16 (GPU, with a grad scaler)
     compile: bool = False  # torch.compile the model (slow first epoch, faster after on GPUs)
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    #: training batches sliced and collated by this many worker processes (0: the main
+    #: process); on a GPU they, and a pinning thread, prepare the next batch during the step
+    loader_workers: int = 0
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
     map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
     map_focal_gamma: float = 2.0  # dense head: focal exponent of the map loss; 0 = plain BCE
@@ -39,6 +42,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision must be one of {PRECISIONS}, "
                              f"not {self.precision!r}")
+        if self.loader_workers < 0:
+            raise ValueError("train.loader_workers must be >= 0 (0 = the main process)")
         if self.batch_size < 0 or self.accumulate < 1:
             raise ValueError("train.batch_size must be >= 0 (0 = auto) and train.accumulate "
                              ">= 1")

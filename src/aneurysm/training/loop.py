@@ -133,16 +133,21 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
     net = prepare_model(model, cfg, device)
     dataset = StudyDataset(train)
     micro = per_rank_batch(cfg.batch_size, cfg.accumulate)
+    fold_seed = cfg.seed * 100_003 + fold * 1_009
+    # one permutation per epoch for all ranks (rank r takes every world_size-th), so N
+    # processes see the same patients per step as one process with the whole batch; it is
+    # drawn from fold_seed + epoch, so a resumed run sees the same order
+    sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank,
+                                 shuffle=True, seed=fold_seed)
+    loader = DataLoader(dataset, batch_size=micro, sampler=sampler,
+                        num_workers=cfg.loader_workers, pin_memory=device.type == "cuda")
+    # workers are started per epoch, not kept: a kept iterator skips the seed draw that every
+    # new one takes from the global RNG, and the dropout draws after it would shift
     for epoch in range(start, cfg.epochs + 1):
-        epoch_seed = cfg.seed * 100_003 + fold * 1_009 + epoch  # same result whether resumed
+        epoch_seed = fold_seed + epoch  # same result whether resumed
         set_determinism(seed=epoch_seed + world.rank)
-        # one permutation for all ranks (rank r takes every world_size-th), so N processes
-        # see the same patients per step as one process with the whole batch
-        sampler = DistributedSampler(dataset, num_replicas=world.world_size, rank=world.rank,
-                                     shuffle=True, seed=epoch_seed)
+        sampler.set_epoch(epoch)
         warp_gen = torch.Generator(device=device).manual_seed(epoch_seed + 7_919 * world.rank)
-        loader = DataLoader(dataset, batch_size=micro, sampler=sampler,
-                            pin_memory=device.type == "cuda")
         bar = tqdm(loader, desc=f"fold {fold} epoch {epoch}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not progress)
         losses, probs, targets = train_epoch(net, bar, optimizer, cfg, augment, warp_gen,

@@ -65,9 +65,10 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device,
               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """A loader batch on ``device``, views as floats and footprints as targets; augmented there
     when ``augment`` is enabled (``generator`` on the same device)."""
+    host = batch.get("projected")  # still on the host: which views to re-render, no sync
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     if augment is not None and augment.enabled:
-        return augment_batch(batch, augment, generator)
+        return augment_batch(batch, augment, generator, projected=host)
     return prepare_batch(batch)
 
 
@@ -103,22 +104,45 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
         if sync:
             _step(optimizer, scaler)
             pending = 0
-        held.append((loss.detach(), torch.sigmoid(out["presence"].detach().float()),
+        held.append((_LateValue(loss), torch.sigmoid(out["presence"].detach().float()),
                      batch["presence"], batch["presence_known"]))
         if len(held) > 1:  # the step before this one is done, or nearly: no stall
-            losses.append(float(held[-2][0]))
+            losses.append(held[-2][0].read())
             if hasattr(batches, "set_postfix"):
                 batches.set_postfix(loss=f"{np.mean(losses):.3f}")
     if pending:  # a short last group still steps, so no batch is dropped
         _step(optimizer, scaler)
     if held:
-        losses.append(float(held[-1][0]))
+        losses.append(held[-1][0].read())
     probs, targets = [], []
     for _, p, t, known in held:
         known = known.cpu().numpy()
         probs.append(p.cpu().numpy()[known])
         targets.append(t.cpu().numpy()[known])
     return losses, probs, targets
+
+
+class _LateValue:
+    """A scalar on the device, read back later without draining the device's queue.
+
+    ``float(t)`` on a GPU waits for everything queued so far, the next step included, so the
+    device would idle while the host fetched the next batch. Here the value is copied to pinned
+    host memory where it is produced, and reading waits only for that copy's event.
+    """
+
+    def __init__(self, value: torch.Tensor) -> None:
+        value = value.detach()
+        self.event = None
+        if value.is_cuda:
+            value = value.to("cpu", non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        self.value = value
+
+    def read(self) -> float:
+        if self.event is not None:
+            self.event.synchronize()
+        return float(self.value)
 
 
 def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
