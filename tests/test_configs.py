@@ -45,4 +45,7 @@ def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
     assert posed.projection.cache_params() == base.projection.cache_params()
     with pytest.raises(ConfigError, match="poses must be >= 1"):
         with_overrides(base, {"projection": {"poses": 0}})
+    for key in ("map_loss_floor", "loader_workers"):
+        with pytest.raises(ConfigError, match=f"train.{key} must be >= 0"):
+            with_overrides(base, {"train": {key: -1}})
 

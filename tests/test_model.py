@@ -142,6 +142,20 @@ def test_map_loss_gamma_zero_is_bce_per_aneurysm_cell_and_two_spares_unlikely_ce
     assert focal < plain / 100  # an unlikely vessel cell barely counts under the focal loss
 
 
+def test_map_loss_floor_divides_a_lesion_free_batch_by_its_known_views():
+    maps = torch.zeros(1, 3, 4, 4)
+    weight, mask = torch.ones(1, 3, 4, 4), torch.ones(1, 3, dtype=bool)
+    weight[0, 2] = 0  # a view with nothing known: not counted
+    empty = torch.zeros(1, 3, 4, 4)
+    plain = map_loss(maps, empty, weight, mask, gamma=0.0)  # divided by 1
+    assert torch.isclose(map_loss(maps, empty, weight, mask, gamma=0.0, floor=4.0),
+                         plain / (4.0 * 2))
+    lesion = empty.clone()
+    lesion[0, :2, :3, :3] = 1  # 18 aneurysm cells: above a floor of 2 x 4, so it changes nothing
+    assert torch.isclose(map_loss(maps, lesion, weight, mask, floor=4.0),
+                         map_loss(maps, lesion, weight, mask))
+
+
 def test_footprints_train_the_map_and_the_views_but_not_on_k_ium():
     model = _model()
     model.train()

@@ -26,6 +26,10 @@ class LossWeights:
     #: dense head: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
     #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
     map_gamma: float = 2.0
+    #: dense head: the map loss's divisor is the batch's aneurysm cells, but at least this many
+    #: per view with known cells; 0 keeps CenterNet's plain count (at least 1), under which a
+    #: batch with no aneurysm weighs its hard background cells hundreds of times more
+    map_floor: float = 0.0
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,13 +71,18 @@ def on_map_grid(target: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int
 
 
 def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-             view_mask: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+             view_mask: torch.Tensor, gamma: float = 2.0, floor: float = 0.0) -> torch.Tensor:
     """Focal loss per known cell of present views, normalised by the aneurysm cells (as
-    CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones."""
+    CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones.
+    ``floor``: the divisor is at least that many per view with known cells."""
     target, weight = on_map_grid(target, weight, maps.shape[-2:])
     w = weight * view_mask[..., None, None].to(weight.dtype)
     per_cell = _focal(gamma)(maps.float(), target.float())
-    return (per_cell * w).sum() / (target * w).sum().clamp_min(1.0)
+    divisor = (target * w).sum().clamp_min(1.0)
+    if floor > 0:
+        known_views = (w.flatten(2).amax(-1) > 0).sum()
+        divisor = torch.maximum(divisor, floor * known_views)
+    return (per_cell * w).sum() / divisor
 
 
 def artery_loss(logits: torch.Tensor, target: torch.Tensor, view_mask: torch.Tensor,
@@ -129,7 +138,7 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         if weights.maps > 0:
             loss = loss + weights.maps * map_loss(out["maps"], batch["map_target"],
                                                   batch["map_weight"], mask,
-                                                  weights.map_gamma)
+                                                  weights.map_gamma, weights.map_floor)
         if weights.views > 0:
             loss = loss + weights.views * masked_bce(out["view_logits"], label.clamp_min(0),
                                                      known)

@@ -34,6 +34,9 @@ class TrainConfig:
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
     map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
     map_focal_gamma: float = 2.0  # dense head: focal exponent of the map loss; 0 = plain BCE
+    #: dense head: the map loss is divided by the batch's aneurysm cells, but by at least this
+    #: many per view with known cells (0: at least 1, CenterNet's count)
+    map_loss_floor: float = 0.0
     view_loss_weight: float = 1.0  # dense head: per-view "aneurysm seen" where footprints say
     artery_loss_weight: float = 0.0  # dense head: which artery is under each cell, where labelled
     aux_point_weight: float = 0.0  # global head: auxiliary point loss where positions exist
@@ -42,6 +45,8 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision must be one of {PRECISIONS}, "
                              f"not {self.precision!r}")
+        if self.map_loss_floor < 0:
+            raise ValueError("train.map_loss_floor must be >= 0 (0 = CenterNet's count)")
         if self.loader_workers < 0:
             raise ValueError("train.loader_workers must be >= 0 (0 = the main process)")
         if self.batch_size < 0 or self.accumulate < 1:
@@ -50,5 +55,6 @@ class TrainConfig:
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(maps=self.map_loss_weight, map_gamma=self.map_focal_gamma,
+                           map_floor=self.map_loss_floor,
                            views=self.view_loss_weight,
                            points=self.aux_point_weight, arteries=self.artery_loss_weight)
