@@ -92,8 +92,8 @@ ARMS: dict[str, dict] = {
     "3 poses, 7 epochs": {"projection": {"poses": 3}, "train": {"pretrain_epochs": 7}},  # the
     # default's steps (21 epochs' worth): do new angles beat more passes at the same cost?
     # the map loss's divisor: a batch with no aneurysm cell divides by 1 (CenterNet), so its
-    # hard background weighs hundreds of times more than in a batch with lesions; a floor of
-    # N per known view evens the steps out
+    # hard background weighs as many times more as a batch with lesions has aneurysm cells; a
+    # floor of N per known view evens the steps out
     "map loss floor 1": {"train": {"map_loss_floor": 1.0}},
     "map loss floor 4": {"train": {"map_loss_floor": 4.0}},
 }

@@ -28,7 +28,8 @@ class LossWeights:
     map_gamma: float = 2.0
     #: dense head: the map loss's divisor is the batch's aneurysm cells, but at least this many
     #: per view with known cells; 0 keeps CenterNet's plain count (at least 1), under which a
-    #: batch with no aneurysm weighs its hard background cells hundreds of times more
+    #: batch with no aneurysm weighs its hard background cells as many times more as a batch
+    #: with lesions has aneurysm cells
     map_floor: float = 0.0
 
 

@@ -29,7 +29,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (slow first epoch, faster after on GPUs)
     threads: int = 0  # torch CPU threads; 0 = torch's default
     #: training batches sliced and collated by this many worker processes (0: the main
-    #: process); on a GPU they, and a pinning thread, prepare the next batch during the step
+    #: process); 4 were no faster on an H200, where the main process keeps up
     loader_workers: int = 0
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
     map_loss_weight: float = 1.0  # dense head: per-cell footprint loss where sources say where
