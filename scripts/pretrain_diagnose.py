@@ -5,7 +5,8 @@ For each pretraining run given (``aneurysm pretrain`` output, e.g. the default a
 
 1. **pooling**: study AUROC as the model pools views (noisy-OR; no test-time mirroring here, so
    it can differ from the run's own report by a few hundredths) and with the maximum
-   over views instead;
+   over views instead, and with the biplane cue (``model.cross_view: biplane``) added after
+   the fact at weight 1, to a model trained with or without it;
 2. **views**: view AUROC, the views that show the aneurysm's footprint against every view of the
    aneurysm-free studies;
 3. **a patch ceiling**: a small CNN of its own, trained on the run's training views on patches
@@ -37,6 +38,7 @@ from torch import nn
 from aneurysm.config import load_config
 from aneurysm.errors import AneurysmError
 from aneurysm.model.checkpoint import load_model
+from aneurysm.model.dense import biplane_evidence, noisy_or_logit, smooth_max
 from aneurysm.preprocessing import CELL_ANEURYSM, ImageCache
 from aneurysm.schema import load_manifest
 from aneurysm.training.arrays import build_arrays, footprint_stride
@@ -69,15 +71,32 @@ def load_run(run: Path) -> dict:
         views.append(out["view_logits"].float().cpu())
         studies.append(out["presence"].float().cpu())
         maps.append(out["maps"].float().cpu())
+    bias = model.heads["view_bias"].weight[:, 0].detach().float().cpu()
     return {"arrays": arrays, "val": np.array([s in val_ids for s in arrays.study_ids]),
+            "view_bias": bias[torch.as_tensor(arrays.view_ids)].numpy(),
+            "sharpness": config.model.pool_sharpness,
             "source": np.array([s.split(":")[0] for s in arrays.study_ids]),
             "view_logits": torch.cat(views).numpy(), "presence": torch.cat(studies).numpy(),
             "maps": torch.cat(maps).numpy()}
 
 
+def biplane_post_hoc(r: dict, weight: float = 1.0, band: int = 1) -> np.ndarray:
+    """Study logits when each view's map gains ``weight`` times its biplane partner's rows
+    before pooling (no test-time mirroring, as the rest of this script)."""
+    a, sharpness = r["arrays"], r["sharpness"]
+    maps, mask = torch.as_tensor(r["maps"]), torch.as_tensor(a.view_mask)
+    rows = biplane_evidence(maps, torch.as_tensor(a.view_ids), mask, sharpness, band)
+    views = smooth_max(maps + weight * rows.unsqueeze(-1), sharpness) + torch.as_tensor(
+        r["view_bias"])
+    views = views.masked_fill(~mask, -30.0)
+    return noisy_or_logit(F.logsigmoid(-views).sum(1)).numpy()
+
+
 def pooling_and_views(r: dict) -> dict[str, dict[str, float]]:
-    """Per source on validation: study AUROC by noisy-OR and by max over views; view AUROC."""
+    """Per source on validation: study AUROC by noisy-OR, by max over views and with the
+    biplane cue added after the fact; view AUROC."""
     a = r["arrays"]
+    biplane = biplane_post_hoc(r)
     shows = (a.footprints == CELL_ANEURYSM).any((-1, -2)) & a.view_mask
     out = {}
     for source in SOURCES:
@@ -89,6 +108,7 @@ def pooling_and_views(r: dict) -> dict[str, dict[str, float]]:
         out[source] = {
             "study, noisy-OR": _auroc(y, r["presence"][m]),
             "study, max over views": _auroc(y, logits.max(1)),
+            "study, + biplane rows post hoc": _auroc(y, biplane[m]),
             "view": _auroc(np.r_[np.ones(len(positive)), np.zeros(len(negative))],
                            np.r_[positive, negative])}
     return out
@@ -280,6 +300,8 @@ def main() -> None:
     ap.add_argument("--peaks", type=int, default=3,
                     help="map cells per view the two-stage reading scores")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-patches", action="store_true",
+                    help="pooling and views only: skip the patch CNN (minutes per run)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--montage", type=Path, default=None,
                     help="PNG of the first run's hardest validation views and their maps")
@@ -292,15 +314,25 @@ def main() -> None:
             raise SystemExit(str(exc)) from None
         if args.montage and not results:
             montage(r, args.montage)
-        results.append({"run": str(run), "pooling": pooling_and_views(r),
-                        "patches": patch_ceiling(r, args.patch, args.epochs, args.seed,
-                                                         args.peaks)})
+        results.append({"run": str(run), "pooling": pooling_and_views(r), "patches": (
+            {} if args.no_patches else patch_ceiling(r, args.patch, args.epochs, args.seed,
+                                                     args.peaks))})
         counts = results[-1]["patches"].get("counts", {})
         print(f"{run}: " + ", ".join(f"{k} {int(v)}" for k, v in counts.items()) + " patches",
               flush=True)
     print(f"\nStudy and view AUROC on validation, mean ± sd over {len(results)} run(s):\n")
     print("\n".join(_table(results, "pooling", ["study, noisy-OR", "study, max over views",
-                                                "view"], list(SOURCES))))
+                                                "study, + biplane rows post hoc", "view"],
+                           list(SOURCES))))
+    def biplane_gain(r: dict, s: str) -> float:
+        return r["pooling"][s]["study, + biplane rows post hoc"] - r["pooling"][s][
+            "study, noisy-OR"]
+    print("\nPaired differences per run, + biplane rows post hoc − noisy-OR: " + "; ".join(
+        f"{s} " + ", ".join(f"{biplane_gain(r, s):+.3f}" for r in results) for s in SOURCES))
+    if args.no_patches:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
     print(f"\nFootprints against the dense map's peak in aneurysm-free views, {args.patch}-px "
           "patches, validation (and the training patches the CNN learnt):\n")
     print("\n".join(_table(results, "patches", ["patch CNN", "dense map"],

@@ -133,6 +133,12 @@ def test_pretraining_diagnosis_runs_on_a_real_pretraining_run(external_root, tmp
     scores = [v for part in ("pooling", "patches") for k, row in found[part].items()
               if k != "counts" for v in row.values()]
     assert all(v != v or 0.0 <= v <= 1.0 for v in scores)  # NaN where a split lacks a class
+    assert all("study, + biplane rows post hoc" in row for row in found["pooling"].values())
+
+    quick = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_diagnose.py"), str(run),
+                            "--no-patches"], capture_output=True, text=True)
+    assert quick.returncode == 0, quick.stderr[-2000:]
+    assert "biplane rows post hoc − noisy-OR" in quick.stdout and "patch CNN" not in quick.stdout
 
     bad = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_diagnose.py"), str(tmp_path)],
                          capture_output=True, text=True)

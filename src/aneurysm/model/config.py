@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from ..errors import ConfigError
 
 HEADS = ("dense", "global")
+CROSS_VIEW = ("none", "biplane")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,14 @@ class ModelConfig:
     #: k times the resolution costs the encoder what the smaller one does while its first
     #: layer still sees every pixel; the map's stride becomes 4k. 1 = off
     stem_unshuffle: int = 1
+    #: dense head: "biplane" lets each view's pooling see its partner's map (LI-A with LI-B):
+    #: a frontal and a lateral view of one injection share the head-foot axis, so a 3-D lesion
+    #: responds in the same rows of both, while a crossing of vessels seen in one view does not.
+    #: "none" pools each view alone
+    cross_view: str = "none"
+    #: rows of tolerance (map cells, a running maximum) for the partner's rows not lining up:
+    #: the frontal tube's tilt and the two frames' positioning
+    cross_view_band: int = 3
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -41,6 +50,12 @@ class ModelConfig:
                               "(a map at stride 4) or 4 (stride 2)")
         if self.stem_unshuffle < 1:
             raise ConfigError(f"model.stem_unshuffle must be >= 1, got {self.stem_unshuffle}")
+        if self.cross_view not in CROSS_VIEW:
+            raise ConfigError(f"model.cross_view must be one of {CROSS_VIEW}, got "
+                              f"{self.cross_view!r}")
+        if self.cross_view_band < 1 or self.cross_view_band % 2 == 0:
+            raise ConfigError(f"model.cross_view_band must be an odd number >= 1, got "
+                              f"{self.cross_view_band}")
         if self.encoder_block not in ("basic", "bottleneck"):
             raise ConfigError(f"model.encoder_block must be basic or bottleneck, got "
                               f"{self.encoder_block!r}")
@@ -58,5 +73,7 @@ class ModelConfig:
             keep += ("encoder_block",)
         if self.head == "dense" and self.stem_unshuffle != 1:
             keep += ("stem_unshuffle",)
+        if self.head == "dense" and self.cross_view != "none":  # it adds a weight
+            keep += ("cross_view",)
         values = asdict(self)
         return {k: list(values[k]) if isinstance(values[k], tuple) else values[k] for k in keep}

@@ -20,11 +20,13 @@ from monai.networks.nets import ResNet
 from monai.networks.nets.basic_unet import UpCat
 from torch import nn
 
-from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
+from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES, biplane_partner, view_index
 from .config import ModelConfig
 
 _ABSENT = -30.0  # logit of every cell of an absent view
 _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
+#: view id -> the view id of the other projection of the same injection
+_PARTNER = torch.tensor([view_index(biplane_partner(v.name)) for v in VIEW_TYPES])
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -46,6 +48,28 @@ def smooth_max(maps: torch.Tensor, sharpness: float) -> torch.Tensor:
     """
     flat = maps.flatten(-2)
     return (torch.logsumexp(sharpness * flat, -1) - math.log(flat.shape[-1])) / sharpness
+
+
+def row_profile(maps: torch.Tensor, sharpness: float, band: int) -> torch.Tensor:
+    """(..., H, W) -> (..., H): each row's smooth maximum, then a running maximum over ``band``
+    rows, relative to the map's highest row (so <= 0: 0 where the map responds most)."""
+    rows = (torch.logsumexp(sharpness * maps, -1) - math.log(maps.shape[-1])) / sharpness
+    if band > 1:
+        shape = rows.shape
+        rows = F.max_pool1d(rows.reshape(-1, 1, shape[-1]), band, 1, band // 2).reshape(shape)
+    return rows - rows.amax(-1, keepdim=True)
+
+
+def biplane_evidence(maps: torch.Tensor, view_ids: torch.Tensor, view_mask: torch.Tensor,
+                     sharpness: float, band: int) -> torch.Tensor:
+    """(B, V, H, W) maps -> (B, V, H): for each view, how strongly its biplane partner responds
+    in the same rows, relative to the partner's own peak; 0 where the partner is absent.
+
+    The partner is found by view id, not slot, so any order of views works."""
+    partner = _PARTNER.to(view_ids.device)[view_ids]
+    match = (partner.unsqueeze(-1) == view_ids.unsqueeze(1)) & view_mask.unsqueeze(1)
+    return torch.einsum("bij,bjh->bih", match.to(maps.dtype),
+                        row_profile(maps, sharpness, band))
 
 
 class _UpCat(UpCat):
@@ -121,6 +145,9 @@ class DenseMultiViewNet(nn.Module):
             "arteries": nn.Conv2d(c, 1 + len(ARTERIES), kernel_size=1),
         })
         nn.init.zeros_(self.heads["view_bias"].weight)
+        if config.cross_view == "biplane":  # how much the partner's rows count, learnt (>= 0)
+            self.heads["biplane"] = nn.Linear(1, 1, bias=False)
+            nn.init.constant_(self.heads["biplane"].weight, math.log(math.expm1(0.5)))
 
     def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
                 view_mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -139,11 +166,17 @@ class DenseMultiViewNet(nn.Module):
             maps, feats = maps.index_copy(0, index, m.to(dtype)), feats.index_copy(0, index,
                                                                                  f.to(dtype))
         maps = maps.reshape(b, v, h, w)
-        view_logits = (smooth_max(maps, self.config.pool_sharpness)
+        pooled_maps = maps  # the map itself stays each view's own, for the pixel loss and montages
+        if "biplane" in self.heads:
+            weight = F.softplus(self.heads["biplane"].weight[0, 0])
+            rows = biplane_evidence(maps, view_ids, view_mask, self.config.pool_sharpness,
+                                    self.config.cross_view_band)
+            pooled_maps = maps + weight * rows.unsqueeze(-1)
+        view_logits = (smooth_max(pooled_maps, self.config.pool_sharpness)
                        + self.heads["view_bias"](view_ids)[..., 0])
         view_logits = view_logits.masked_fill(~view_mask, _ABSENT)
         # where each view responds: attention over its cells, sharp like the smooth maximum
-        attention = torch.softmax(self.config.pool_sharpness * maps.reshape(b * v, -1), -1)
+        attention = torch.softmax(self.config.pool_sharpness * pooled_maps.reshape(b * v, -1), -1)
         pooled = torch.einsum("nk,nck->nc", attention, feats.flatten(2))
         ys, xs = torch.meshgrid(torch.arange(h, device=images.device),
                                 torch.arange(w, device=images.device), indexing="ij")
