@@ -100,6 +100,8 @@ ARMS: dict[str, dict] = {
     # responds in the same rows of the frontal and the lateral view; a crossing does not)
     "biplane rows": {"model": {"cross_view": "biplane"}},
     "biplane rows, band 1": {"model": {"cross_view": "biplane", "cross_view_band": 1}},
+    # a study's presence as the clearest view's (a smooth maximum) rather than a noisy-OR
+    "max over views": {"model": {"view_pool": "max"}},
 }
 
 

@@ -8,6 +8,7 @@ from ..errors import ConfigError
 
 HEADS = ("dense", "global")
 CROSS_VIEW = ("none", "biplane")
+VIEW_POOLS = ("noisy_or", "max")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class ModelConfig:
     #: rows of tolerance (map cells, a running maximum) for the partner's rows not lining up:
     #: the frontal tube's tilt and the two frames' positioning
     cross_view_band: int = 3
+    #: dense head: a study's presence from its views' logits, "noisy_or" (any of them, each
+    #: sighting adding evidence) or "max" (a log-sum-exp at ``pool_sharpness``: the clearest
+    #: sighting decides, so many weak false alarms in a clean study add nothing)
+    view_pool: str = "noisy_or"
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -53,6 +58,9 @@ class ModelConfig:
         if self.cross_view not in CROSS_VIEW:
             raise ConfigError(f"model.cross_view must be one of {CROSS_VIEW}, got "
                               f"{self.cross_view!r}")
+        if self.view_pool not in VIEW_POOLS:
+            raise ConfigError(f"model.view_pool must be one of {VIEW_POOLS}, got "
+                              f"{self.view_pool!r}")
         if self.cross_view_band < 1 or self.cross_view_band % 2 == 0:
             raise ConfigError(f"model.cross_view_band must be an odd number >= 1, got "
                               f"{self.cross_view_band}")

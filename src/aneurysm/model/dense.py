@@ -50,6 +50,17 @@ def smooth_max(maps: torch.Tensor, sharpness: float) -> torch.Tensor:
     return (torch.logsumexp(sharpness * flat, -1) - math.log(flat.shape[-1])) / sharpness
 
 
+def pool_views(view_logits: torch.Tensor, view_mask: torch.Tensor, how: str,
+               sharpness: float) -> torch.Tensor:
+    """(B, V) view logits -> (B,) study logits over the present views: "noisy_or" (every
+    sighting adds evidence) or "max" (a log-sum-exp: the clearest view decides)."""
+    if how == "max":
+        masked = view_logits.masked_fill(~view_mask, _ABSENT)  # exp(r * -30) adds nothing
+        return torch.logsumexp(sharpness * masked, 1) / sharpness
+    keep = view_mask.to(view_logits.dtype)
+    return noisy_or_logit((F.logsigmoid(-view_logits) * keep).sum(1))
+
+
 def row_profile(maps: torch.Tensor, sharpness: float, band: int) -> torch.Tensor:
     """(..., H, W) -> (..., H): each row's smooth maximum, then a running maximum over ``band``
     rows, relative to the map's highest row (so <= 0: 0 where the map responds most)."""
@@ -188,7 +199,8 @@ class DenseMultiViewNet(nn.Module):
         log_seen = F.logsigmoid(view_logits)
         view_loc = log_seen.unsqueeze(-1) + F.logsigmoid(self.heads["locations"](inputs))
         keep = view_mask.to(dtype)
-        presence = noisy_or_logit((F.logsigmoid(-view_logits) * keep).sum(1))
+        presence = pool_views(view_logits, view_mask, self.config.view_pool,
+                              self.config.pool_sharpness)
         locations = noisy_or_logit((log1mexp(view_loc) * keep.unsqueeze(-1)).sum(1))
         arteries = self.heads["arteries"](feats).reshape(b, v, -1, h, w)
         return {"presence": presence, "locations": locations, "view_logits": view_logits,

@@ -1,4 +1,5 @@
-"""The biplane cue: each view's pooling reads the rows where its partner view responds."""
+"""Pooling across views: the biplane cue (each view reads the rows where its partner view
+responds) and the study's presence by noisy-OR or by the clearest view."""
 
 import pytest
 import torch
@@ -6,7 +7,7 @@ import torch
 from aneurysm.errors import AneurysmError, ConfigError
 from aneurysm.model import ModelConfig, build_model
 from aneurysm.model.checkpoint import load_model, save_checkpoint
-from aneurysm.model.dense import biplane_evidence, row_profile, smooth_max
+from aneurysm.model.dense import biplane_evidence, pool_views, row_profile, smooth_max
 from aneurysm.schema import KIUM_VIEW_NAMES, biplane_partner, view_index
 
 VIEW_IDS = torch.tensor([[view_index(v) for v in KIUM_VIEW_NAMES]])
@@ -92,3 +93,36 @@ def test_bad_biplane_settings_are_named():
         ModelConfig(cross_view="stereo")
     with pytest.raises(ConfigError, match="cross_view_band"):
         ModelConfig(cross_view="biplane", cross_view_band=2)
+
+
+def test_max_pooling_reads_the_clearest_view_and_ignores_absent_ones():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(view_pool="max", **SMALL)).eval()
+    images = torch.rand(2, 8, 1, 32, 32)
+    mask = torch.tensor([[True] * 8, [True, False, True, True, False, True, True, True]])
+    out = model(images, VIEW_IDS.expand(2, 8), mask)
+    views = out["view_logits"]
+    best = views.masked_fill(~mask, -float("inf")).amax(1)
+    assert torch.all(out["presence"] >= best - 1e-6)
+    assert torch.all(out["presence"] <= best + torch.log(mask.sum(1).float()) / 5.0 + 1e-6)
+    keep = mask[1]
+    short = model(images[1:, keep], VIEW_IDS[:, keep], torch.ones(1, int(keep.sum()), dtype=bool))
+    assert torch.allclose(out["presence"][1], short["presence"][0], atol=1e-5)
+
+
+def test_many_weak_alarms_add_up_under_noisy_or_but_not_under_max():
+    """Seven views at p = 0.2 and one absent: noisy-OR reads 1 - 0.8^7 = 0.79, the maximum
+    about 0.2; the absent view counts in neither."""
+    weak = torch.full((1, 8), torch.logit(torch.tensor(0.2)).item())
+    mask = torch.tensor([[True] * 7 + [False]])
+    assert torch.sigmoid(pool_views(weak, mask, "noisy_or", 5.0)).item() == pytest.approx(
+        1 - 0.8 ** 7, abs=1e-4)
+    assert 0.2 <= torch.sigmoid(pool_views(weak, mask, "max", 5.0)).item() < 0.3
+    one = weak.clone()
+    one[0, 3] = 3.0  # one clear sighting decides under max
+    assert torch.sigmoid(pool_views(one, mask, "max", 5.0)).item() > 0.95
+
+
+def test_a_bad_view_pool_is_named():
+    with pytest.raises(ConfigError, match="model.view_pool"):
+        ModelConfig(view_pool="mean")
