@@ -1,6 +1,6 @@
 """Evidence for the model's defaults: arms fine-tuned side by side over several seeds.
 
-Five studies, each a set of arms:
+Six studies, each a set of arms:
 - ``--study heads``: the ``global`` and the ``dense`` head, each from scratch and pretrained on
   the pooled synthetic external sources. Which head finds aneurysms; does pretraining help?
 - ``--study projection``: the dense head from scratch, and pretrained on external views drawn as
@@ -12,6 +12,10 @@ Five studies, each a set of arms:
 - ``--study pretraining``: the default pretraining against a higher pretraining learning rate
   and against no domain randomisation of the projected views, the two settings that lifted
   pretraining's own task a little (``pretrain_task.py``). Do they transfer to K-ium?
+- ``--study pooling``: the default against the two other ways of combining views that
+  ``pretrain_task.py`` measured on pretraining's own task (the biplane rows cue, and the
+  clearest view instead of a noisy-OR), each used in pretraining and fine-tuning. Do they help
+  on K-ium, whose frontal and lateral views are the biplane pairs the cue is built for?
 - ``--study stride``: the dense map at stride 4 (three decoder blocks) and at stride 2 (four),
   pretrained, and stride 2 from scratch. Does a finer map find the 2-6 px aneurysm better?
 
@@ -108,6 +112,13 @@ STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
          ("no domain randomisation − default", "pretrained, no domain randomisation",
           "pretrained (default)"),
          ("default − scratch", "pretrained (default)", "scratch")),
+    ),
+    "pooling": (
+        (Arm("pretrained (default)", True),
+         Arm("pretrained, biplane rows", True, {"model": {"cross_view": "biplane"}}),
+         Arm("pretrained, max over views", True, {"model": {"view_pool": "max"}})),
+        (("biplane rows − default", "pretrained, biplane rows", "pretrained (default)"),
+         ("max over views − default", "pretrained, max over views", "pretrained (default)")),
     ),
     "stride": (
         (Arm("stride 2, scratch", False, _STRIDE_2),

@@ -66,7 +66,7 @@ def mirror_view_name(name: str) -> str:
 
 
 def biplane_partner(name: str) -> str:
-    """The other projection of the same injection (LI-A <-> LI-B): a biplane pair, imaged from
-    two sides at once, sharing the patient's head-foot axis."""
+    """The other projection of the same injection (LI-A <-> LI-B): a frontal and a lateral view
+    (on a biplane unit, filmed at once), which share the patient's head-foot axis."""
     v = view_type(name)
     return name[:-1] + ("B" if v.projection == "frontal" else "A")
