@@ -38,7 +38,7 @@ from torch import nn
 from aneurysm.config import load_config
 from aneurysm.errors import AneurysmError
 from aneurysm.model.checkpoint import load_model
-from aneurysm.model.dense import biplane_evidence, noisy_or_logit, smooth_max
+from aneurysm.model.dense import biplane_evidence, pool_views, smooth_max
 from aneurysm.preprocessing import CELL_ANEURYSM, ImageCache
 from aneurysm.schema import load_manifest
 from aneurysm.training.arrays import build_arrays, footprint_stride
@@ -88,8 +88,7 @@ def biplane_post_hoc(r: dict, weight: float = 1.0, band: int = 1) -> np.ndarray:
     rows = biplane_evidence(maps, torch.as_tensor(a.view_ids), mask, sharpness, band)
     views = smooth_max(maps + weight * rows.unsqueeze(-1), sharpness) + torch.as_tensor(
         r["view_bias"])
-    views = views.masked_fill(~mask, -30.0)
-    return noisy_or_logit(F.logsigmoid(-views).sum(1)).numpy()
+    return pool_views(views, mask, "noisy_or", sharpness).numpy()
 
 
 def pooling_and_views(r: dict) -> dict[str, dict[str, float]]:

@@ -64,7 +64,7 @@ def pool_views(view_logits: torch.Tensor, view_mask: torch.Tensor, how: str,
 def row_profile(maps: torch.Tensor, sharpness: float, band: int) -> torch.Tensor:
     """(..., H, W) -> (..., H): each row's smooth maximum, then a running maximum over ``band``
     rows, relative to the map's highest row (so <= 0: 0 where the map responds most)."""
-    rows = (torch.logsumexp(sharpness * maps, -1) - math.log(maps.shape[-1])) / sharpness
+    rows = smooth_max(maps.unsqueeze(-2), sharpness)  # each row alone
     if band > 1:
         shape = rows.shape
         rows = F.max_pool1d(rows.reshape(-1, 1, shape[-1]), band, 1, band // 2).reshape(shape)
