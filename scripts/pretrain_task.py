@@ -102,6 +102,10 @@ ARMS: dict[str, dict] = {
     "biplane rows, band 1": {"model": {"cross_view": "biplane", "cross_view_band": 1}},
     # a study's presence as the clearest view's (a smooth maximum) rather than a noisy-OR
     "max over views": {"model": {"view_pool": "max"}},
+    # validate, keep and transfer a running average of the weights (~100 or ~200 steps, about
+    # 1.5 or 3 epochs of the default's 64 steps) instead of the last step's
+    "EMA 0.99": {"train": {"ema_decay": 0.99}},
+    "EMA 0.995": {"train": {"ema_decay": 0.995}},
 }
 
 

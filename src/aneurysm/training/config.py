@@ -22,6 +22,9 @@ class TrainConfig:
     pretrain_lr: float = 0.0  # ``aneurysm pretrain``'s learning rate; 0 = lr
     body_lr_scale: float = 1.0  # the backbone's LR = lr x this; < 1 keeps a pretrained body close
     weight_decay: float = 1e-4
+    #: validate, keep and predict with an exponential moving average of the weights, decayed
+    #: by this much per optimiser step (0 = off, the last step's weights)
+    ema_decay: float = 0.0
     seed: int = 0
     select_on: str = "val_loss"  # which epoch's weights a fold keeps: val_loss or val_auroc
     device: str = "auto"  # auto, cpu, cuda
@@ -47,6 +50,8 @@ class TrainConfig:
                              f"not {self.precision!r}")
         if self.map_loss_floor < 0:
             raise ValueError("train.map_loss_floor must be >= 0 (0 = CenterNet's count)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1) (0 = off), not {self.ema_decay}")
         if self.loader_workers < 0:
             raise ValueError("train.loader_workers must be >= 0 (0 = the main process)")
         if self.batch_size < 0 or self.accumulate < 1:

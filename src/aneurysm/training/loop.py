@@ -27,6 +27,7 @@ from .batch_size import auto_batch_size
 from .config import TrainConfig
 from .dataset import StudyDataset
 from .distributed import barrier, gather_list, per_rank_batch, rank_device, topology
+from .ema import WeightAverage
 from .steps import grad_scaler, predict_arrays, resolve_device, train_epoch
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_auroc", "val_loss", "val_auroc")
@@ -122,8 +123,9 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     scaler = grad_scaler(device, cfg.precision)
+    average = WeightAverage(model, cfg.ema_decay)  # model itself when ema_decay is 0
     if state is not None:
-        model.load_state_dict(state["state_dict"])
+        average.restore(state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state:
@@ -151,11 +153,11 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
         bar = tqdm(loader, desc=f"fold {fold} epoch {epoch}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not progress)
         losses, probs, targets = train_epoch(net, bar, optimizer, cfg, augment, warp_gen,
-                                             device, scaler)
+                                             device, scaler, after_step=average.update)
         lr = optimizer.param_groups[-1]["lr"]
         scheduler.step()
         losses, probs, targets = (gather_list(x) for x in (losses, probs, targets))
-        vp, _, vloss = predict_arrays(model, val, cfg, device, tta_mirror=False)
+        vp, _, vloss = predict_arrays(average.module, val, cfg, device, tta_mirror=False)
         row = {
             "epoch": epoch, "lr": lr,
             "train_loss": float(np.mean(losses)) if losses else math.nan,
@@ -168,11 +170,12 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
         history.append(row)
         if world.is_main:
             if _score(row, cfg.select_on) > previous_best or not best_path.is_file():
-                save_checkpoint(best_path, model, {**metadata, "fold": fold, "epoch": epoch})
-            save_checkpoint(last_path, model, {**metadata, "fold": fold, "epoch": epoch},
+                save_checkpoint(best_path, average.module,
+                                {**metadata, "fold": fold, "epoch": epoch})
+            save_checkpoint(last_path, average.module, {**metadata, "fold": fold, "epoch": epoch},
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             scaler=scaler.state_dict(), history=history, epoch=epoch,
-                            batch_size=cfg.batch_size)
+                            batch_size=cfg.batch_size, **average.state())
             _write_history(fold_dir / "history.csv", history)
         barrier()
         if progress:

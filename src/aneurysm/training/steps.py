@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -76,12 +76,14 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                 optimizer: torch.optim.Optimizer, cfg: TrainConfig, augment: AugmentConfig,
                 generator: torch.Generator, device: torch.device,
                 scaler: torch.amp.GradScaler | None = None,
+                after_step: Callable[[], None] | None = None,
                 ) -> tuple[list[float], list[np.ndarray], list[np.ndarray]]:
     """One pass over ``batches``: losses, and presence probabilities and targets where known.
 
     Every ``cfg.accumulate`` batches make one optimiser step (under DDP the gradients are
     all-reduced only on that last one). Augmentation runs here, on whole batches on
-    ``device``; ``generator`` lives there too. A step's loss and probabilities are read back
+    ``device``; ``generator`` lives there too. ``after_step`` runs after every optimiser step
+    (the weight average's update). A step's loss and probabilities are read back
     one step late, so on a GPU the host queues the next step while the device finishes this one.
     """
     model.train()
@@ -102,7 +104,7 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                 loss = multitask_loss(out, batch, cfg.loss_weights())
             scaler.scale(loss / accumulate).backward()
         if sync:
-            _step(optimizer, scaler)
+            _step(optimizer, scaler, after_step)
             pending = 0
         held.append((_LateValue(loss), torch.sigmoid(out["presence"].detach().float()),
                      batch["presence"], batch["presence_known"]))
@@ -111,7 +113,7 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
             if hasattr(batches, "set_postfix"):
                 batches.set_postfix(loss=f"{np.mean(losses):.3f}")
     if pending:  # a short last group still steps, so no batch is dropped
-        _step(optimizer, scaler)
+        _step(optimizer, scaler, after_step)
     if held:
         losses.append(held[-1][0].read())
     probs, targets = [], []
@@ -145,10 +147,13 @@ class _LateValue:
         return float(self.value)
 
 
-def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          after_step: Callable[[], None] | None) -> None:
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
+    if after_step is not None:
+        after_step()
 
 
 def iter_outputs(model: nn.Module, arrays: StudyArrays, cfg: TrainConfig, device: torch.device
