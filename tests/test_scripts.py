@@ -140,7 +140,46 @@ def test_pretraining_diagnosis_runs_on_a_real_pretraining_run(external_root, tmp
     assert quick.returncode == 0, quick.stderr[-2000:]
     assert "biplane rows post hoc − noisy-OR" in quick.stdout and "patch CNN" not in quick.stdout
 
+    sizes = tmp_path / "by_size.json"
+    by_size = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_by_size.py"), str(run),
+                              "--json", str(sizes)], capture_output=True, text=True)
+    assert by_size.returncode == 0, by_size.stderr[-2000:]
+    (rows,) = json.loads(sizes.read_text())
+    splits = json.loads((run / "splits.json").read_text())
+    records = {r["study_id"]: r for r in json.loads((run / "records.json").read_text())["records"]}
+    for source in ("adam", "lausanne"):  # every validation aneurysm case falls in one bin
+        val = [records[s] for s in splits[source]["val"]]
+        assert rows[source]["all sizes: cases"] == sum(r["presence"] == 1 for r in val)
+        assert rows[source]["negatives"] == sum(r["presence"] == 0 for r in val)
+        assert sum(rows[source][f"{t}: cases"] for t in ("< 2 mm", "2-3 mm", ">= 3 mm")) == \
+            rows[source]["all sizes: cases"]
+    assert "Study AUROC on validation by the largest aneurysm's radius" in by_size.stdout
+
     bad = subprocess.run([sys.executable, str(SCRIPTS / "pretrain_diagnose.py"), str(tmp_path)],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "is this a finished `aneurysm pretrain` run?" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_aneurysm_size_is_the_largest_mask_component_as_a_sphere(tmp_path):
+    import math
+
+    import nibabel as nib
+
+    sys.path.insert(0, str(SCRIPTS))
+    from pretrain_by_size import largest_radius
+
+    grid = np.indices((40, 40, 40)).astype(float)
+    def ball(centre, r):
+        return sum((g - c) ** 2 for g, c in zip(grid, centre)) <= r * r
+    mask = np.zeros((40, 40, 40), np.uint8)
+    mask[ball((10, 10, 10), 6)] = 1     # 6 voxels = 3 mm at 0.5 mm: the largest aneurysm
+    mask[ball((30, 30, 30), 3)] = 1     # a smaller one, not counted
+    mask[ball((10, 30, 20), 8)] = 2     # a larger region with an ignored label
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    nib.save(nib.Nifti1Image(mask, affine), tmp_path / "m.nii.gz")
+    radius = largest_radius([str(tmp_path / "m.nii.gz")], ignore=[2])
+    assert abs(radius - 3.0) < 0.1
+    assert abs(largest_radius([str(tmp_path / "m.nii.gz")], ignore=[]) - 4.0) < 0.1
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), affine), tmp_path / "e.nii.gz")
+    assert math.isnan(largest_radius([str(tmp_path / "e.nii.gz")], ignore=[]))
