@@ -79,11 +79,14 @@ def _resume(run) -> list[str]:
     return ["--resume"] if (run / "config.yaml").exists() else []
 
 
+KILLS = 4  # per stage: each costs a process start (~3 s of imports), and the suite has 10 min
+
+
 def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_master,
                                                           tmp_path, cfg):
-    """Seeded SIGKILLs during preprocessing, projection with pretraining, and fine-tuning (7
+    """Seeded SIGKILLs during preprocessing, projection with pretraining, and fine-tuning (4
     each, at random fractions of an uninterrupted run's time); every rerun neither crashes
-    nor reuses a partial file, and the fine-tuning resumed through 7 kills ends exactly where
+    nor reuses a partial file, and the fine-tuning resumed through 4 kills ends exactly where
     an uninterrupted run does."""
     import numpy as np
 
@@ -95,7 +98,7 @@ def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_
     kills = 0
     pre = ["preprocess", "--root", str(kium_master), "--image-size", "40"]
     whole = _finish(pre, clean)
-    for _ in range(7):
+    for _ in range(KILLS):
         kills += _killed(pre, rng.uniform(0.15, 0.6) * whole, env)
     _finish(pre, env)
     killed_cache = ImageCache(tmp_path / "cache", PreprocessConfig(image_size=40))
@@ -109,7 +112,7 @@ def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_
 
     whole = _finish(pretrain(tmp_path / "pre_whole"), clean)
     out = tmp_path / "pre"
-    for _ in range(7):
+    for _ in range(KILLS):
         kills += _killed(pretrain(out) + _resume(out), rng.uniform(0.15, 0.6) * whole, env)
     _finish(pretrain(out) + _resume(out), env)
     assert (out / "pretrained.pt").is_file()
@@ -120,12 +123,12 @@ def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_
 
     whole = _finish(finetune(tmp_path / "whole"), env)
     run = tmp_path / "killed"
-    for _ in range(7):
+    for _ in range(KILLS):
         kills += _killed(finetune(run) + _resume(run), rng.uniform(0.15, 0.6) * whole, env)
     _finish(finetune(run) + _resume(run), env)
     assert (run / "oof.csv").read_text() == (tmp_path / "whole" / "oof.csv").read_text()
-    print(f"kills landed: {kills} of 21")
-    assert kills >= 15, kills  # a draw lands after its run ended only if a rerun is faster
+    print(f"kills landed: {kills} of {3 * KILLS}")
+    assert kills >= 3 * KILLS - 3, kills  # a draw lands after its run ended only if a rerun is faster
 
 
 def test_two_processes_preparing_one_cache_at_once(kium_master, external_master, tmp_path, cfg):

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from monai.losses import FocalLoss
 
 from ..preprocessing import ARTERY_UNKNOWN
 
@@ -34,8 +33,11 @@ class LossWeights:
 
 
 @functools.lru_cache(maxsize=None)
-def _focal(gamma: float) -> FocalLoss:
-    """One MONAI focal loss per exponent, built once rather than on every step."""
+def _focal(gamma: float):
+    """One MONAI focal loss per exponent, built once rather than on every step (and MONAI
+    imported then, not when a config is read)."""
+    from monai.losses import FocalLoss
+
     return FocalLoss(gamma=gamma, reduction="none", use_softmax=False)
 
 
