@@ -27,7 +27,6 @@ import nibabel as nib
 import numpy as np
 from skimage.measure import label
 
-from aneurysm.errors import AneurysmError
 from aneurysm.preprocessing import CELL_ANEURYSM
 from aneurysm.schema import load_manifest
 from pretrain_diagnose import _auroc, load_run
@@ -93,10 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     results = []
     for run in args.runs:
-        try:
-            r = load_run(run)
-        except AneurysmError as exc:
-            raise SystemExit(str(exc)) from None
+        r = load_run(run)
         results.append(by_size(r, radii(run, list(r["arrays"].study_ids))))
         print(f"{run}: " + "; ".join(
             f"{s} " + ", ".join(f"{tag} {int(row[f'{tag}: cases'])}" for *_, tag in BINS)

@@ -53,7 +53,15 @@ def _auroc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def load_run(run: Path) -> dict:
-    """The run's arrays (every study), which are validation, and the model's outputs on them."""
+    """The run's arrays (every study), which are validation, and the model's outputs on them;
+    a run that cannot be read exits with one line."""
+    try:
+        return _load_run(run)
+    except AneurysmError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _load_run(run: Path) -> dict:
     for name in ("config.yaml", "splits.json", "records.json", CHECKPOINT):
         if not (run / name).is_file():
             raise SystemExit(f"{run}: no {name}; is this a finished `aneurysm pretrain` run?")
@@ -307,10 +315,7 @@ def main() -> None:
     args = ap.parse_args()
     results = []
     for run in args.runs:
-        try:
-            r = load_run(run)
-        except AneurysmError as exc:
-            raise SystemExit(str(exc)) from None
+        r = load_run(run)
         if args.montage and not results:
             montage(r, args.montage)
         results.append({"run": str(run), "pooling": pooling_and_views(r), "patches": (
