@@ -51,11 +51,13 @@ def largest_radius(masks: list[str], ignore: list[int]) -> float:
     return best if best > 0 else math.nan
 
 
-def radii(run: Path, study_ids: list[str]) -> np.ndarray:
-    """Per study in ``study_ids``: its largest aneurysm's radius (NaN without a mask)."""
+def radii(run: Path, study_ids: list[str], wanted: np.ndarray) -> np.ndarray:
+    """Per study in ``study_ids``: its largest aneurysm's radius, read only where ``wanted``
+    (NaN elsewhere and without a mask)."""
     records = {r.study_id: r for r in load_manifest(run / "records.json")}
     out = np.full(len(study_ids), math.nan)
-    for k, sid in enumerate(study_ids):
+    for k in np.flatnonzero(wanted):
+        sid = study_ids[k]
         volume = records[sid].volume
         if records[sid].source in MASKED and volume is not None and volume.lesion_masks:
             out[k] = largest_radius(list(volume.lesion_masks), list(volume.ignore_labels))
@@ -93,7 +95,7 @@ def main() -> None:
     results = []
     for run in args.runs:
         r = load_run(run)
-        results.append(by_size(r, radii(run, list(r["arrays"].study_ids))))
+        results.append(by_size(r, radii(run, list(r["arrays"].study_ids), r["val"])))
         print(f"{run}: " + "; ".join(
             f"{s} " + ", ".join(f"{tag} {int(row[f'{tag}: cases'])}" for *_, tag in BINS)
             + f", {int(row['negatives'])} aneurysm-free" for s, row in results[-1].items()),

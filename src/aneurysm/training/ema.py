@@ -42,14 +42,11 @@ class WeightAverage:
                 "ema_steps": int(self.averaged.n_averaged)}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
-        """Resume from a ``last.pt``: its ``state_dict`` holds what ``module`` held."""
-        if self.averaged is None or "trained_state_dict" not in checkpoint:
-            # off, or a checkpoint written without averaging: its weights are the model's
-            unwrap(self.model).load_state_dict(checkpoint["state_dict"])
-            if self.averaged is not None:
-                self.averaged.module.load_state_dict(checkpoint["state_dict"])
-            return
-        unwrap(self.model).load_state_dict(checkpoint["trained_state_dict"])
-        self.averaged.module.load_state_dict(checkpoint["state_dict"])
-        self.averaged.n_averaged.fill_(int(checkpoint["ema_steps"]))
-
+        """Resume from a ``last.pt``: its ``state_dict`` holds what ``module`` held, and the
+        trained weights are kept beside it (absent in a checkpoint written without averaging,
+        whose weights are both)."""
+        unwrap(self.model).load_state_dict(checkpoint.get("trained_state_dict",
+                                                          checkpoint["state_dict"]))
+        if self.averaged is not None:
+            self.averaged.module.load_state_dict(checkpoint["state_dict"])
+            self.averaged.n_averaged.fill_(int(checkpoint.get("ema_steps", 0)))
