@@ -1,6 +1,6 @@
 """Evidence for the model's defaults: arms fine-tuned side by side over several seeds.
 
-Six studies, each a set of arms:
+Seven studies, each a set of arms:
 - ``--study heads``: the ``global`` and the ``dense`` head, each from scratch and pretrained on
   the pooled synthetic external sources. Which head finds aneurysms; does pretraining help?
 - ``--study projection``: the dense head from scratch, and pretrained on external views drawn as
@@ -18,6 +18,9 @@ Six studies, each a set of arms:
   on K-ium, whose frontal and lateral views are the biplane pairs the cue is built for?
 - ``--study stride``: the dense map at stride 4 (three decoder blocks) and at stride 2 (four),
   pretrained, and stride 2 from scratch. Does a finer map find the 2-6 px aneurysm better?
+- ``--study balance``: the default pretraining against the lesion-balanced map loss (every
+  view's aneurysm cells weigh alike, whatever the aneurysm's size), which lifted pretraining's
+  own task in every seed (``pretrain_task.py``). Does it transfer to K-ium?
 
 Per seed, all arms see the same synthetic data (K-ium and external, drawn from that seed), the
 same patient-level folds (every arm reuses the first arm's splits.json) and the same config;
@@ -127,6 +130,12 @@ STUDIES: dict[str, tuple[tuple[Arm, ...], tuple[tuple[str, str, str], ...]]] = {
         (("stride 2 − stride 4, pretrained", "pretrained, map at stride 2",
           "pretrained, map at stride 4"),
          ("stride 2: pretrained − scratch", "pretrained, map at stride 2", "stride 2, scratch")),
+    ),
+    "balance": (
+        (Arm("pretrained (default)", True),
+         Arm("pretrained, lesion-balanced map loss", True, {"train": {"map_loss_balance": True}})),
+        (("lesion-balanced − default", "pretrained, lesion-balanced map loss",
+          "pretrained (default)"),),
     ),
 }
 

@@ -96,6 +96,9 @@ ARMS: dict[str, dict] = {
     # floor of N per known view evens the steps out
     "map loss floor 1": {"train": {"map_loss_floor": 1.0}},
     "map loss floor 4": {"train": {"map_loss_floor": 4.0}},
+    # small aneurysms are at chance: every view's aneurysm cells get one share of the weight,
+    # so a one-cell aneurysm (radius < 2 mm) counts as much as a nine-cell one
+    "lesion-balanced map loss": {"train": {"map_loss_balance": True}},
     # a multi-view cue: each view's pooling also reads its biplane partner's rows (a 3-D lesion
     # responds in the same rows of the frontal and the lateral view; a crossing does not)
     "biplane rows": {"model": {"cross_view": "biplane"}},

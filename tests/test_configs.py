@@ -33,6 +33,8 @@ def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
     config = with_overrides(base, {"augment": {"projections": {"enabled": False}},
                                    "train": {"pretrain_lr": 0.005}})
     assert not config.augment.projections.enabled and config.train.pretrain_lr == 0.005
+    balanced = with_overrides(base, {"train": {"map_loss_balance": True}})
+    assert balanced.train.loss_weights().map_balance and not base.train.loss_weights().map_balance
     assert config.augment.projections.mu_high == base.augment.projections.mu_high  # kept
     assert config.train.lr == base.train.lr and base.augment.projections.enabled
     with pytest.raises(ConfigError, match="unknown keys"):

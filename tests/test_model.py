@@ -156,6 +156,22 @@ def test_map_loss_floor_divides_a_lesion_free_batch_by_its_known_views():
                          map_loss(maps, lesion, weight, mask))
 
 
+def test_lesion_balance_gives_a_one_cell_aneurysm_the_pull_of_a_nine_cell_one():
+    maps = torch.zeros(1, 3, 8, 8, requires_grad=True)
+    weight, mask = torch.ones(1, 3, 8, 8), torch.ones(1, 3, dtype=bool)
+    target = torch.zeros(1, 3, 8, 8)
+    target[0, 0, 0, 0] = 1  # a small aneurysm: one cell
+    target[0, 1, 2:5, 2:5] = 1  # a large one: nine cells; view 2 shows none
+    map_loss(maps, target, weight, mask, balance=True).backward()
+    small, large = maps.grad[0, 0, 0, 0], maps.grad[0, 1, 2:5, 2:5].sum()
+    assert small < 0 and torch.isclose(small, large)
+    background = maps.grad[0, 2].clone()
+    maps.grad = None
+    map_loss(maps, target, weight, mask).backward()  # unbalanced: 1 : 9, background alike
+    assert torch.isclose(maps.grad[0, 1, 2:5, 2:5].sum(), 9 * maps.grad[0, 0, 0, 0])
+    assert torch.allclose(maps.grad[0, 2], background)
+
+
 def test_footprints_train_the_map_and_the_views_but_not_on_k_ium():
     model = _model()
     model.train()

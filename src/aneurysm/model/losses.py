@@ -30,6 +30,9 @@ class LossWeights:
     #: batch with no aneurysm weighs its hard background cells as many times more as a batch
     #: with lesions has aneurysm cells
     map_floor: float = 0.0
+    #: dense head: give every view's aneurysm cells the same total weight (the batch's mean),
+    #: so a 1-cell aneurysm counts as much as a 9-cell one; the divisor is unchanged
+    map_balance: bool = False
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,14 +77,23 @@ def on_map_grid(target: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int
 
 
 def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-             view_mask: torch.Tensor, gamma: float = 2.0, floor: float = 0.0) -> torch.Tensor:
+             view_mask: torch.Tensor, gamma: float = 2.0, floor: float = 0.0,
+             balance: bool = False) -> torch.Tensor:
     """Focal loss per known cell of present views, normalised by the aneurysm cells (as
     CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones.
-    ``floor``: the divisor is at least that many per view with known cells."""
+    ``floor``: the divisor is at least that many per view with known cells. ``balance``: each
+    view's aneurysm cells share the batch's mean weight per lesion view, so small aneurysms
+    (one cell at stride 4) weigh as much as large ones."""
     target, weight = on_map_grid(target, weight, maps.shape[-2:])
     w = weight * view_mask[..., None, None].to(weight.dtype)
     per_cell = _focal(gamma)(maps.float(), target.float())
-    divisor = (target * w).sum().clamp_min(1.0)
+    lesion = target * w
+    divisor = lesion.sum().clamp_min(1.0)
+    if balance:
+        cells = lesion.sum((-2, -1), keepdim=True)  # aneurysm cells per view
+        share = lesion.sum() / (cells > 0).sum().clamp_min(1)  # the mean per lesion view
+        scale = torch.where(cells > 0, share / cells.clamp_min(1e-6), torch.ones_like(cells))
+        w = w + lesion * (scale - 1)  # background cells keep their weight
     if floor > 0:
         known_views = (w.flatten(2).amax(-1) > 0).sum()
         divisor = torch.maximum(divisor, floor * known_views)
@@ -141,7 +153,8 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         if weights.maps > 0:
             loss = loss + weights.maps * map_loss(out["maps"], batch["map_target"],
                                                   batch["map_weight"], mask,
-                                                  weights.map_gamma, weights.map_floor)
+                                                  weights.map_gamma, weights.map_floor,
+                                                  weights.map_balance)
         if weights.views > 0:
             loss = loss + weights.views * masked_bce(out["view_logits"], label.clamp_min(0),
                                                      known)

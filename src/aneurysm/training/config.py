@@ -40,6 +40,8 @@ class TrainConfig:
     #: dense head: the map loss is divided by the batch's aneurysm cells, but by at least this
     #: many per view with known cells (0: at least 1, CenterNet's count)
     map_loss_floor: float = 0.0
+    #: dense head: every view's aneurysm cells carry the same total weight, whatever the size
+    map_loss_balance: bool = False
     view_loss_weight: float = 1.0  # dense head: per-view "aneurysm seen" where footprints say
     artery_loss_weight: float = 0.0  # dense head: which artery is under each cell, where labelled
     aux_point_weight: float = 0.0  # global head: auxiliary point loss where positions exist
@@ -60,6 +62,6 @@ class TrainConfig:
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(maps=self.map_loss_weight, map_gamma=self.map_focal_gamma,
-                           map_floor=self.map_loss_floor,
+                           map_floor=self.map_loss_floor, map_balance=self.map_loss_balance,
                            views=self.view_loss_weight,
                            points=self.aux_point_weight, arteries=self.artery_loss_weight)
