@@ -88,10 +88,11 @@ def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
     w = weight * view_mask[..., None, None].to(weight.dtype)
     per_cell = _focal(gamma)(maps.float(), target.float())
     lesion = target * w
-    divisor = lesion.sum().clamp_min(1.0)
+    total = lesion.sum()
+    divisor = total.clamp_min(1.0)
     if balance:
         cells = lesion.sum((-2, -1), keepdim=True)  # aneurysm cells per view
-        share = lesion.sum() / (cells > 0).sum().clamp_min(1)  # the mean per lesion view
+        share = total / (cells > 0).sum().clamp_min(1)  # the mean per lesion view
         scale = torch.where(cells > 0, share / cells.clamp_min(1e-6), torch.ones_like(cells))
         w = w + lesion * (scale - 1)  # background cells keep their weight
     if floor > 0:
