@@ -46,7 +46,7 @@ def write_config(folder: Path, name: str = "tiny.yaml", **sections: dict) -> Pat
 
     values = {"data": {"cache_dir": str(folder / "cache"), "workers": 1},
               "preprocess": {"image_size": 32},
-              "model": {"backbone": "timm/test_resnet", "embed_dim": 32},
+              "model": {"embed_dim": 32},
               "train": {"epochs": 2, "pretrain_epochs": 2, "batch_size": 4, "seed": 7,
                         "threads": 1}}
     for section, entries in sections.items():

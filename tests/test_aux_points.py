@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from aneurysm.cli.main import cli
 from aneurysm.model import ModelConfig, build_model
-from aneurysm.model.losses import footprint_points
+from aneurysm.training.losses import footprint_points
 from conftest import write_config
 
 
@@ -19,7 +19,7 @@ def test_point_target_is_the_centroid_of_the_aneurysm_cells():
 
 
 def test_pretrain_aux_weight_trains_the_point_head(external_root, tmp_path):
-    cfg = write_config(tmp_path, model={"head": "global"})
+    cfg = write_config(tmp_path, model={"name": "global"})
 
     def head_after(aux: str, out: str) -> torch.Tensor:
         result = CliRunner().invoke(cli, ["pretrain", "--data-root", str(external_root),
@@ -30,6 +30,6 @@ def test_pretrain_aux_weight_trains_the_point_head(external_root, tmp_path):
         return state["heads.points.weight"]
 
     torch.manual_seed(7)
-    fresh = build_model(ModelConfig(head="global", embed_dim=32)).state_dict()
+    fresh = build_model(ModelConfig.create("global", embed_dim=32)).state_dict()
     assert torch.equal(head_after("0", "off"), fresh["heads.points.weight"])  # off: never moves
     assert not torch.equal(head_after("1.0", "on"), fresh["heads.points.weight"])

@@ -19,7 +19,7 @@ def test_cpu_preset_documents_the_builtin_defaults():
 def test_gpu_preset_is_realistic_for_real_data():
     gpu = load_config(CONFIGS / "gpu.yaml")
     assert gpu.preprocess.image_size >= 512
-    assert gpu.model.head == "dense" and gpu.model.width >= 32
+    assert gpu.model.name == "dense" and gpu.model.settings.width >= 32
     assert gpu.train.precision == "bf16" and gpu.train.device == "cuda"
 
 
@@ -33,8 +33,11 @@ def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
     config = with_overrides(base, {"augment": {"projections": {"enabled": False}},
                                    "train": {"pretrain_lr": 0.005}})
     assert not config.augment.projections.enabled and config.train.pretrain_lr == 0.005
-    balanced = with_overrides(base, {"train": {"map_loss_balance": True}})
-    assert balanced.train.loss_weights().map_balance and not base.train.loss_weights().map_balance
+    focal = with_overrides(base, {"loss": {"map_gamma": 0.0}, "model": {"dense": {"width": 8}}})
+    assert focal.loss.map_gamma == 0.0 and base.loss.map_gamma == 2.0
+    assert focal.model.settings.width == 8 and focal.model.settings.decoder_channels == (64, 32, 16)
+    pooled = with_overrides(base, {"model": {"name": "global"}})
+    assert pooled.model.settings.backbone == "timm/test_resnet"
     assert config.augment.projections.mu_high == base.augment.projections.mu_high  # kept
     assert config.train.lr == base.train.lr and base.augment.projections.enabled
     with pytest.raises(ConfigError, match="unknown keys"):
@@ -47,7 +50,42 @@ def test_overrides_update_nested_sections_key_by_key_and_refuse_unknown_keys():
     assert posed.projection.cache_params() == base.projection.cache_params()
     with pytest.raises(ConfigError, match="poses must be >= 1"):
         with_overrides(base, {"projection": {"poses": 0}})
-    for key in ("map_loss_floor", "loader_workers"):
-        with pytest.raises(ConfigError, match=f"train.{key} must be >= 0"):
-            with_overrides(base, {"train": {key: -1}})
+    with pytest.raises(ConfigError, match="train.loader_workers must be >= 0"):
+        with_overrides(base, {"train": {"loader_workers": -1}})
+
+
+@pytest.mark.parametrize("section, key, new", [
+    ("model", "head", "model.name"), ("model", "width", "model.dense.width"),
+    ("model", "backbone", "model.global.backbone"), ("train", "map_loss_weight", "loss.maps"),
+    ("train", "aux_point_weight", "loss.points"), ("train", "map_focal_gamma", "loss.map_gamma")])
+def test_a_renamed_key_is_refused_with_one_line_naming_the_new_one(tmp_path, section, key, new):
+    path = tmp_path / "old.yaml"
+    path.write_text(f"{section}: {{{key}: 1}}\n")
+    with pytest.raises(ConfigError, match=f"{section}.{key} was renamed: use {new}$"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("section, key", [("model", "cross_view"), ("model", "view_pool"),
+                                          ("train", "ema_decay"), ("train", "map_loss_floor"),
+                                          ("train", "map_loss_balance")])
+def test_a_removed_knob_is_refused_and_points_at_the_evidence(tmp_path, section, key):
+    path = tmp_path / "old.yaml"
+    path.write_text(f"{section}: {{{key}: 1}}\n")
+    with pytest.raises(ConfigError, match=f"{section}.{key} was removed.*docs/evidence.md"):
+        load_config(path)
+
+
+def test_a_run_saved_in_the_older_words_reads_in_todays(tmp_path):
+    from aneurysm.config import read_run_config
+
+    (tmp_path / "config.yaml").write_text(
+        "model: {head: dense, width: 8, backbone: timm/test_resnet, cross_view: none,\n"
+        "        view_pool: noisy_or, embed_dim: 16}\n"
+        "train: {map_loss_weight: 0.5, ema_decay: 0.0, map_loss_floor: 0.0, epochs: 3}\n")
+    config = read_run_config(tmp_path)
+    assert config.model.name == "dense" and config.model.settings.width == 8
+    assert config.model.embed_dim == 16 and config.loss.maps == 0.5 and config.train.epochs == 3
+    (tmp_path / "config.yaml").write_text("train: {ema_decay: 0.99}\n")
+    with pytest.raises(ConfigError, match="this run used 0.99, which was removed"):
+        read_run_config(tmp_path)
 

@@ -28,7 +28,7 @@ from conftest import write_config
 @pytest.fixture
 def exact_cfg(tmp_path) -> Path:
     return write_config(tmp_path, "exact.yaml",
-                        model={"head": "global", "backbone": "timm/test_convnext",
+                        model={"name": "global", "global": {"backbone": "timm/test_convnext"},
                                "dropout": 0.0},
                         augment={"enabled": False}, train={"lr": 0.003})
 
@@ -128,7 +128,8 @@ def test_compiled_model_trains_like_the_eager_one(kium_root, tmp_path):
 def test_loader_worker_processes_change_nothing_but_who_slices(kium_root, tmp_path):
     """train.loader_workers moves slicing and collating into worker processes that persist over
     the epochs; the batches, the augmentation draws and the dropout draws stay the same."""
-    base = {"model": {"head": "global", "backbone": "timm/test_convnext", "dropout": 0.3},
+    base = {"model": {"name": "global", "global": {"backbone": "timm/test_convnext"},
+                      "dropout": 0.3},
             "train": {"lr": 0.003, "epochs": 2}}
     runs = {}
     for workers in (0, 2):

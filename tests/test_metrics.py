@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from aneurysm.evaluation.metrics import (
+from aneurysm.metrics import (
     _resampled_scores,
     bootstrap_auroc,
     location_intervals,

@@ -7,23 +7,23 @@ import torch.nn.functional as F
 from aneurysm.errors import AneurysmError
 from aneurysm.model import ModelConfig, build_model
 from aneurysm.model.checkpoint import load_init, load_model, read_checkpoint, save_checkpoint
-from aneurysm.model.dense import log1mexp, noisy_or_logit, smooth_max
-from aneurysm.model.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
+from aneurysm.model.dense import log1mexp, noisy_or_logit, pool_views, smooth_max
+from aneurysm.training.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
 from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
-from aneurysm.training.augment import prepare_batch
+from aneurysm.data.batches import prepare_batch
 
 VIEW_IDS = torch.tensor([[view_index(v) for v in KIUM_VIEW_NAMES]])
-HEADS = ("dense", "global")
+MODELS = ("dense", "global")
 
 
-def _model(**kw):
+def _model(name="dense", **kw):
     torch.manual_seed(0)
-    return build_model(ModelConfig(**kw)).eval()
+    return build_model(ModelConfig.create(name, **kw)).eval()
 
 
-@pytest.mark.parametrize("head", HEADS)
-def test_absent_views_take_no_part(head):
-    model = _model(head=head)
+@pytest.mark.parametrize("name", MODELS)
+def test_absent_views_take_no_part(name):
+    model = _model(name)
     images = torch.rand(1, 8, 1, 32, 32)
     mask = torch.tensor([[True] * 7 + [False]])
     out = model(images, VIEW_IDS, mask)
@@ -37,9 +37,9 @@ def test_absent_views_take_no_part(head):
     assert not torch.allclose(out["presence"], model(images2, VIEW_IDS, mask)["presence"])
 
 
-@pytest.mark.parametrize("head", HEADS)
-def test_a_study_with_absent_views_equals_one_without_those_slots(head):
-    model = _model(head=head)
+@pytest.mark.parametrize("name", MODELS)
+def test_a_study_with_absent_views_equals_one_without_those_slots(name):
+    model = _model(name)
     images = torch.rand(1, 8, 1, 32, 32)
     mask = torch.tensor([[True, False, True, True, False, True, True, True]])
     keep = mask[0]
@@ -85,9 +85,9 @@ def test_dense_outputs_a_map_per_view_at_stride_four():
 
 
 def test_a_fourth_decoder_block_draws_the_map_at_stride_two_from_the_stem():
-    config = ModelConfig(decoder_channels=(64, 32, 16, 8))
+    config = ModelConfig.create(decoder_channels=(64, 32, 16, 8))
     assert config.map_stride == 2 and ModelConfig().map_stride == 4
-    assert ModelConfig(stem_unshuffle=2).map_stride == 8
+    assert ModelConfig.create(stem_unshuffle=2).map_stride == 8
     model = _model(decoder_channels=(64, 32, 16, 8))
     images, mask = torch.rand(1, 8, 1, 64, 64), torch.ones(1, 8, dtype=bool)
     out = model(images, VIEW_IDS, mask)
@@ -99,7 +99,7 @@ def test_a_fourth_decoder_block_draws_the_map_at_stride_two_from_the_stem():
     row, col = divmod(int(change.argmax()), 32)
     assert abs(row - 41 // 2) <= 1 and abs(col - 21 // 2) <= 1
     with pytest.raises(AneurysmError, match="decoder_channels"):
-        ModelConfig(decoder_channels=(64, 32))
+        ModelConfig.create(decoder_channels=(64, 32))
 
 
 def test_unshuffle_stem_sees_every_pixel_at_the_cost_of_the_smaller_view():
@@ -142,36 +142,6 @@ def test_map_loss_gamma_zero_is_bce_per_aneurysm_cell_and_two_spares_unlikely_ce
     assert focal < plain / 100  # an unlikely vessel cell barely counts under the focal loss
 
 
-def test_map_loss_floor_divides_a_lesion_free_batch_by_its_known_views():
-    maps = torch.zeros(1, 3, 4, 4)
-    weight, mask = torch.ones(1, 3, 4, 4), torch.ones(1, 3, dtype=bool)
-    weight[0, 2] = 0  # a view with nothing known: not counted
-    empty = torch.zeros(1, 3, 4, 4)
-    plain = map_loss(maps, empty, weight, mask, gamma=0.0)  # divided by 1
-    assert torch.isclose(map_loss(maps, empty, weight, mask, gamma=0.0, floor=4.0),
-                         plain / (4.0 * 2))
-    lesion = empty.clone()
-    lesion[0, :2, :3, :3] = 1  # 18 aneurysm cells: above a floor of 2 x 4, so it changes nothing
-    assert torch.isclose(map_loss(maps, lesion, weight, mask, floor=4.0),
-                         map_loss(maps, lesion, weight, mask))
-
-
-def test_lesion_balance_gives_a_one_cell_aneurysm_the_pull_of_a_nine_cell_one():
-    maps = torch.zeros(1, 3, 8, 8, requires_grad=True)
-    weight, mask = torch.ones(1, 3, 8, 8), torch.ones(1, 3, dtype=bool)
-    target = torch.zeros(1, 3, 8, 8)
-    target[0, 0, 0, 0] = 1  # a small aneurysm: one cell
-    target[0, 1, 2:5, 2:5] = 1  # a large one: nine cells; view 2 shows none
-    map_loss(maps, target, weight, mask, balance=True).backward()
-    small, large = maps.grad[0, 0, 0, 0], maps.grad[0, 1, 2:5, 2:5].sum()
-    assert small < 0 and torch.isclose(small, large)
-    background = maps.grad[0, 2].clone()
-    maps.grad = None
-    map_loss(maps, target, weight, mask).backward()  # unbalanced: 1 : 9, background alike
-    assert torch.isclose(maps.grad[0, 1, 2:5, 2:5].sum(), 9 * maps.grad[0, 0, 0, 0])
-    assert torch.allclose(maps.grad[0, 2], background)
-
-
 def test_footprints_train_the_map_and_the_views_but_not_on_k_ium():
     model = _model()
     model.train()
@@ -211,22 +181,22 @@ def test_group_label_trains_a_noisy_or_of_its_members():
 
 
 def test_init_loads_body_allows_other_heads_and_strips_prefixes(tmp_path):
-    src = _model(head="global")
+    src = _model("global")
     arch = src.config.architecture()
     state = {f"module._orig_mod.{k}": v for k, v in src.state_dict().items()}
     torch.save({"state_dict": state, "metadata": {"model": arch, "image_size": 64}},
                tmp_path / "p.pt")
-    dst = _model(head="global")
+    dst = _model("global")
     torch.nn.init.zeros_(dst.project.weight)
     load_init(dst, tmp_path / "p.pt", {"model": arch, "image_size": 64})
     assert torch.equal(dst.project.weight, src.project.weight)
 
     with pytest.raises(AneurysmError, match="image_size: checkpoint has 64, this run uses 128"):
         load_init(dst, tmp_path / "p.pt", {"model": arch, "image_size": 128})
-    other = build_model(ModelConfig(head="global", embed_dim=64))
+    other = build_model(ModelConfig.create("global", embed_dim=64))
     save_checkpoint(tmp_path / "o.pt", other, {})
     with pytest.raises(AneurysmError) as err:
-        load_init(_model(head="global"), tmp_path / "o.pt", {})
+        load_init(_model("global"), tmp_path / "o.pt", {})
     assert "shape differs" in str(err.value) and "project.weight" in str(err.value)
     assert len(str(err.value).splitlines()) == 1
 
@@ -234,8 +204,8 @@ def test_init_loads_body_allows_other_heads_and_strips_prefixes(tmp_path):
 def test_a_dense_checkpoint_does_not_load_into_a_global_model(tmp_path):
     dense = _model()
     save_checkpoint(tmp_path / "d.pt", dense, {"model": dense.config.architecture()})
-    glob = _model(head="global")
-    with pytest.raises(AneurysmError, match="head"):
+    glob = _model("global")
+    with pytest.raises(AneurysmError, match="'global'"):
         load_init(glob, tmp_path / "d.pt", {"model": glob.config.architecture()})
 
 
@@ -243,17 +213,20 @@ def test_bad_model_settings_are_named(tmp_path):
     from aneurysm.config import load_config
     from aneurysm.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="model.head"):
-        ModelConfig(head="sparse")
+    with pytest.raises(ConfigError, match="model.name must be one of"):
+        ModelConfig(name="sparse")
     with pytest.raises(ConfigError, match="decoder_channels"):
-        ModelConfig(decoder_channels=(8, 8))
+        ModelConfig.create(decoder_channels=(8, 8))
     path = tmp_path / "odd.yaml"
-    path.write_text("preprocess: {image_size: 130}\nmodel: {stem_unshuffle: 4}\n")
-    with pytest.raises(ConfigError, match="multiple of model.stem_unshuffle"):
+    path.write_text("preprocess: {image_size: 130}\nmodel: {dense: {stem_unshuffle: 4}}\n")
+    with pytest.raises(ConfigError, match="multiple of model.dense.stem_unshuffle"):
         load_config(path)
     path = tmp_path / "bad.yaml"
-    path.write_text("model: {head: sparse}\n")
-    with pytest.raises(ConfigError, match="model.head"):
+    path.write_text("model: {name: sparse}\n")
+    with pytest.raises(ConfigError, match="model.name must be one of"):
+        load_config(path)
+    path.write_text("model: {name: global, dense: {width: 8}}\n")  # another model's settings
+    with pytest.raises(ConfigError, match="unknown keys \\['dense'\\]"):
         load_config(path)
 
 
@@ -309,17 +282,29 @@ def test_a_foreign_payload_is_not_an_aneurysm_checkpoint(tmp_path, payload):
 
 
 def test_load_model_rebuilds_a_saved_model_and_refuses_another_config(tmp_path):
-    config = ModelConfig(head="dense", width=8, decoder_channels=[16, 8, 8], embed_dim=16)
+    config = ModelConfig.create("dense", width=8, decoder_channels=[16, 8, 8], embed_dim=16)
     model = build_model(config)
     save_checkpoint(tmp_path / "m.pt", model, {})
     loaded = load_model(tmp_path / "m.pt", config)
     assert not loaded.training
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
-    wider = ModelConfig(head="dense", width=16, decoder_channels=[16, 8, 8], embed_dim=16)
+    wider = ModelConfig.create("dense", width=16, decoder_channels=[16, 8, 8], embed_dim=16)
     with pytest.raises(AneurysmError, match=r"m.pt: does not fit the run's model config: shape differs") as err:
         load_model(tmp_path / "m.pt", wider)
     assert "\n" not in str(err.value)
-    other_head = ModelConfig(head="global", backbone="timm/test_resnet", embed_dim=16)
+    other_head = ModelConfig.create("global", backbone="timm/test_resnet", embed_dim=16)
     with pytest.raises(AneurysmError, match=r"missing \(\d+\).*unexpected \(\d+\)"):
         load_model(tmp_path / "m.pt", other_head)
+
+
+def test_weak_alarms_add_up_and_an_absent_view_counts_nothing():
+    """Seven views at p = 0.2 and one absent: 1 - 0.8^7 = 0.79."""
+    weak = torch.full((1, 8), torch.logit(torch.tensor(0.2)).item())
+    mask = torch.tensor([[True] * 7 + [False]])
+    assert torch.sigmoid(pool_views(weak, mask)).item() == pytest.approx(1 - 0.8 ** 7, abs=1e-4)
+    louder = weak.clone()
+    louder[0, 7] = 5.0  # the absent view's logit is ignored, however high
+    assert torch.equal(pool_views(louder, mask), pool_views(weak, mask))
+    louder[0, 2] = 3.0  # a present one's rises the study's
+    assert pool_views(louder, mask) > pool_views(weak, mask)

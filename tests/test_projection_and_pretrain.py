@@ -86,7 +86,7 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
         assert name in pre.output
     ckpt = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=False)
     meta = ckpt["metadata"]
-    assert meta["model"]["head"] == "dense" and meta["image_size"] == 32
+    assert meta["model"]["model"] == "dense" and meta["image_size"] == 32
     assert meta["sources"] == {"adam": 4, "cada": 2, "lausanne": 4, "rsna2025": 5, "topcow": 2}
     assert len(meta["labels"]) == 21 and "projection" in meta and "torch" in meta["versions"]
     # patient data hygiene: the RSNA DICOMs carry (fake) identifiers; no artefact holds them
@@ -136,7 +136,7 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
 def test_a_learning_curve_trains_on_a_share_and_validates_on_the_same_cases(external_root,
                                                                           tmp_path, cfg):
     from aneurysm.sources import load_sources
-    from aneurysm.training.pretrain import pretrain
+    from aneurysm.workflows.pretrain import pretrain
 
     config = load_config(cfg, {"train": {"pretrain_epochs": 1, "pretrain_lr": 0.0123}})
     sources, _ = load_sources(["adam", "lausanne", "rsna2025"], external_root)

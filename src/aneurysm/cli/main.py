@@ -16,7 +16,7 @@ from .. import __version__
 from ..config import config_to_dict, load_config
 from ..errors import AneurysmError
 from ..registry import adapter_classes, get_adapter, source_root
-from ..training.distributed import topology
+from ..data.distributed import topology
 from .options import parse_shard, speed_options
 from .synth import synth_group
 
@@ -124,7 +124,7 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
                                       "validation unchanged: a learning curve.")
 @click.option("--aux-weight", type=float, default=None,
               help="Weight of the auxiliary localisation loss on projected aneurysm positions "
-                   "(override train.aux_point_weight; 0 = off).")
+                   "(override loss.points; global model only; 0 = off).")
 @click.option("--poses", type=click.IntRange(1), default=None,
               help="Project each volume at this many C-arm angulations, the canonical one "
                    "first; the others only train (override projection.poses).")
@@ -138,12 +138,12 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, va
                  speed) -> None:
     """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
     from ..sources import load_sources
-    from ..training.pretrain import CHECKPOINT, pretrain
+    from ..workflows.pretrain import CHECKPOINT, pretrain
     from .render import print_source_scores
 
     config = load_config(config_path, {"train": {"pretrain_epochs": epochs, "pretrain_lr": lr,
-                                                 "seed": seed, "aux_point_weight": aux_weight,
-                                                 **speed},
+                                                 "seed": seed, **speed},
+                                       "loss": {"points": aux_weight},
                                        "data": {"cache_dir": cache_dir},
                                        "projection": {"poses": poses}})
     records, skipped = load_sources(list(source_names), data_root, skip_bad=skip_bad)
@@ -155,7 +155,7 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, va
     if not topology().is_main:  # under torchrun rank 0 reports
         return
     print_source_scores(console, scores, sum(len(v) for v in skipped.values()))
-    from ..reporting import report_run
+    from ..workflows.reporting import report_run
 
     console.print(f"checkpoint: {Path(out) / CHECKPOINT} (use with finetune --init); "
                   f"report: {report_run(out).html}")
@@ -269,7 +269,7 @@ def _record_paths(record) -> list[str]:
 def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_file, epochs,
                  lr, seed, cache_dir, resume, force, skip_bad, speed) -> None:
     """Fine-tune with patient-level cross-validation, then write the report."""
-    from ..training.finetune import finetune
+    from ..workflows.finetune import finetune
     from .render import print_run_report
 
     config = load_config(config_path, {"train": {"epochs": epochs, "lr": lr, "seed": seed,
@@ -281,7 +281,7 @@ def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_
              splits_file=splits_file, skip_bad=skip_bad)
     if not topology().is_main:  # under torchrun rank 0 reports
         return
-    from ..reporting import report_run
+    from ..workflows.reporting import report_run
 
     print_run_report(console, report_run(out).report)
     console.print(f"run folder: {out} (report.html, report.md, report.json, plots)")
@@ -292,7 +292,7 @@ def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_
 @click.option("--bootstrap", default=2000, show_default=True, help="Bootstrap resamples.")
 def report_cmd(run, bootstrap) -> None:
     """Write report.html (and, for a fine-tuning run, report.md, report.json and plots)."""
-    from ..reporting import report_run
+    from ..workflows.reporting import report_run
     from .render import print_run_report
 
     files = report_run(run, bootstrap)
@@ -360,7 +360,7 @@ def evaluate_cmd(truth, pred, bootstrap, run_dir) -> None:
     evaluation = evaluate_files(truth, pred, bootstrap)
     print_evaluation(console, evaluation)
     if run_dir:
-        from ..reporting import report_run, save_evaluation
+        from ..workflows.reporting import report_run, save_evaluation
 
         save_evaluation(run_dir, evaluation)
         console.print(f"written: {report_run(run_dir, bootstrap).html}")
@@ -377,7 +377,7 @@ def evaluate_cmd(truth, pred, bootstrap, run_dir) -> None:
 @click.option("--force", is_flag=True, help="Replace an earlier demo in OUT.")
 def demo_cmd(out, patients, test, seed, config_path, epochs, no_pretrain, force) -> None:
     """Run the main job end to end on built-in synthetic data."""
-    from ..demo import run_demo
+    from ..workflows.demo import run_demo
     from .render import print_demo, print_source_scores
 
     config = load_config(config_path, {"train": {"epochs": epochs}})

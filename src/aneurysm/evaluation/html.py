@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..io.atomic import atomic_write_text
 from ..schema import LOCATION_NAMES
-from .metrics import Interval, location_intervals
+from ..metrics import Interval, location_intervals
 from .plots import plot_learning_curves, plot_location_scores, plot_roc_band
 from .report import RunReport
 

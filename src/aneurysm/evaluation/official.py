@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES
-from .metrics import Interval, LocationScore, bootstrap_auroc, official_scores, per_location
+from ..metrics import Interval, LocationScore, bootstrap_auroc, official_scores, per_location
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import AneurysmError
 from ..io.atomic import atomic_write_text
 from ..schema import LOCATION_NAMES
-from .metrics import (
+from ..metrics import (
     Interval,
     LocationScore,
     bootstrap_auroc,

@@ -19,10 +19,10 @@ from ..errors import AneurysmError
 from ..model.checkpoint import load_model
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, VIEW_TYPES, load_manifest
-from ..training.arrays import build_arrays
-from ..training.steps import resolve_device
-from ..training.run_dir import read_run_config
-from ..viz import save_overlay_montage
+from ..data.arrays import build_arrays
+from ..model.predict import resolve_device
+from ..config import read_run_config
+from ..io.montage import save_overlay_montage
 from .maps import predict_maps
 
 
@@ -91,8 +91,8 @@ def render_error_cases(run_dir: str | Path, per_kind: int = 4, tile: int = 112
         if not ckpt.is_file():
             raise AneurysmError(f"{ckpt}: missing; the run's fold {fold} is incomplete")
         model = load_model(ckpt, config.model, device)
-        view_maps = predict_maps([model], sub, config.train, device) \
-            if config.model.head == "dense" else None
+        view_maps = predict_maps([model], sub, config.train.predict_options(), device) \
+            if config.model.draws_maps else None
         for i, row in enumerate(rows):
             cases.append(_draw(row, i, sub, view_maps, cut, cut_vector, out_dir, run_dir, tile))
     order = {"false negative": 0, "false positive": 1}

@@ -13,10 +13,9 @@ from tqdm import tqdm
 
 from ..errors import AneurysmError
 from ..schema import LOCATION_NAMES, VIEW_TYPES
-from ..training.arrays import StudyArrays
-from ..training.config import TrainConfig
-from ..training.steps import iter_outputs
-from ..viz import save_overlay_montage
+from ..data.arrays import StudyArrays
+from ..model.predict import PredictOptions, iter_outputs
+from ..io.montage import save_overlay_montage
 
 
 @dataclass(frozen=True)
@@ -26,16 +25,16 @@ class ViewMaps:
     where: np.ndarray  # (N, V, 21) P(location | seen in this view)
 
 
-def predict_maps(models: list[nn.Module], arrays: StudyArrays, cfg: TrainConfig,
+def predict_maps(models: list[nn.Module], arrays: StudyArrays, options: PredictOptions,
                  device: torch.device) -> ViewMaps:
     """The fold models' maps, averaged; a model without maps (the global head) is an error."""
     total: list[np.ndarray] | None = None
     for model in models:
         parts: list[list[np.ndarray]] = [[], [], []]
-        for _, out in iter_outputs(model, arrays, cfg, device):
+        for _, out in iter_outputs(model, arrays, options, device):
             if "maps" not in out:
-                raise AneurysmError("this run's model draws no maps (model.head: global); "
-                                    "maps need model.head: dense")
+                raise AneurysmError("this run's model draws no maps (model.name: global); "
+                                    "maps need model.name: dense")
             parts[0].append(torch.sigmoid(out["maps"].float()).cpu().numpy())
             parts[1].append(torch.sigmoid(out["view_logits"].float()).cpu().numpy())
             where = out["view_locations"].float() - torch.nn.functional.logsigmoid(

@@ -15,9 +15,9 @@ from ..io.atomic import atomic_path
 from ..model.checkpoint import load_model
 from ..preprocessing import ImageCache
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
-from ..training.arrays import build_arrays
-from ..training.steps import predict_arrays, resolve_device
-from ..training.run_dir import read_run_config
+from ..data.arrays import build_arrays
+from ..model.predict import predict_arrays, resolve_device
+from ..config import read_run_config
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,16 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
         raise AneurysmError(f"study {dropped[0]} has no usable view ({len(dropped)} such "
                             f"studies: {', '.join(dropped[:5])})")
     device = resolve_device(config.train.device)
-    if maps_dir is not None and config.model.head != "dense":
-        raise AneurysmError(f"{run_dir}: --maps needs a dense model; this run's is "
-                            f"{config.model.head!r}")
+    if maps_dir is not None and not config.model.draws_maps:
+        raise AneurysmError(f"{run_dir}: --maps needs a model that draws maps; this run uses "
+                            f"{config.model.name!r}")
     presence = np.zeros(len(arrays))
     probs = np.zeros((len(arrays), len(LOCATION_NAMES)))
     models = []
     for path in checkpoints:
         model = load_model(path, config.model, device)
-        p, loc, _ = predict_arrays(model, arrays, config.train, device, tta_mirror=tta)
+        p, loc, _ = predict_arrays(model, arrays, config.train.predict_options(), device,
+                                   tta_mirror=tta)
         presence += p / len(checkpoints)
         probs += loc / len(checkpoints)
         models.append(model)
@@ -77,7 +78,7 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
     if maps_dir is not None:
         from .maps import predict_maps, save_map_montages
 
-        view_maps = predict_maps(models, arrays, config.train, device)
+        view_maps = predict_maps(models, arrays, config.train.predict_options(), device)
         montages = save_map_montages(maps_dir, arrays, view_maps, presence, probs, binary,
                                      progress)
     expected = {r.study_id: len(r.views) for r in records}

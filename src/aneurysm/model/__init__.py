@@ -1,5 +1,5 @@
-"""Multi-view, multi-task models: a dense aneurysm map per view (the default) or a globally pooled
-feature per view, fused over the views of a study, with presence and location outputs.
+"""Models behind one registry (``model.registry``): a dense aneurysm map per view (the default)
+and a globally pooled feature per view (the baseline), fused over the views of a study.
 
 Names resolve on first use: reading a config (``aneurysm.model.config``) or ``aneurysm --help``
 must not pay MONAI's import, several seconds on a small CPU.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_WHERE = {"DenseMultiViewNet": ".dense", "ModelConfig": ".config", "MultiViewNet": ".multiview",
-          "build_model": ".multiview", "create_backbone": ".backbone"}
+_WHERE = {"DenseMultiViewNet": ".dense", "ModelConfig": ".config", "GlobalMultiViewNet": ".global_net",
+          "build_model": ".registry", "register_model": ".registry", "create_backbone": ".backbone"}
 
 __all__ = sorted(_WHERE)
 

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
 from .config import ModelConfig
-from .multiview import build_model
+from .registry import build_model
 
 HEAD_PREFIX = "heads."
 _PREFIXES = ("module.", "_orig_mod.")
@@ -106,10 +106,20 @@ def _differences(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
                      + (" ..." if len(keys) > 4 else "") for label, keys in found.items() if keys)
 
 
+def _current(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata in today's words: checkpoints written before the model registry named the
+    model ``head`` in their architecture."""
+    arch = meta.get("model")
+    if isinstance(arch, dict) and "head" in arch and "model" not in arch:
+        arch = {"model": arch["head"], **{k: v for k, v in arch.items() if k != "head"}}
+        meta = {**meta, "model": arch}
+    return meta
+
+
 def load_init(model: nn.Module, path: str | Path, expect: dict[str, Any]) -> list[str]:
     """Load a pretrained body into ``model``; heads may differ. Returns the head keys skipped."""
     payload = read_checkpoint(path)
-    meta = payload.get("metadata", {})
+    meta = _current(payload.get("metadata", {}))
     differences = [f"{k}: checkpoint has {meta.get(k)!r}, this run uses {v!r}"
                    for k, v in expect.items() if k in meta and meta.get(k) != v]
     if differences:

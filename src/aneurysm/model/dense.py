@@ -20,13 +20,11 @@ from monai.networks.nets import ResNet
 from monai.networks.nets.basic_unet import UpCat
 from torch import nn
 
-from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES, biplane_partner, view_index
+from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
 from .config import ModelConfig
 
 _ABSENT = -30.0  # logit of every cell of an absent view
 _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
-#: view id -> the view id of the other projection of the same injection
-_PARTNER = torch.tensor([view_index(biplane_partner(v.name)) for v in VIEW_TYPES])
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -50,37 +48,11 @@ def smooth_max(maps: torch.Tensor, sharpness: float) -> torch.Tensor:
     return (torch.logsumexp(sharpness * flat, -1) - math.log(flat.shape[-1])) / sharpness
 
 
-def pool_views(view_logits: torch.Tensor, view_mask: torch.Tensor, how: str,
-               sharpness: float) -> torch.Tensor:
-    """(B, V) view logits -> (B,) study logits over the present views: "noisy_or" (every
-    sighting adds evidence) or "max" (a log-sum-exp: the clearest view decides)."""
-    if how == "max":
-        masked = view_logits.masked_fill(~view_mask, _ABSENT)  # exp(r * -30) adds nothing
-        return torch.logsumexp(sharpness * masked, 1) / sharpness
+def pool_views(view_logits: torch.Tensor, view_mask: torch.Tensor) -> torch.Tensor:
+    """(B, V) view logits -> (B,) study logits by noisy-OR over the present views: every
+    sighting adds evidence."""
     keep = view_mask.to(view_logits.dtype)
     return noisy_or_logit((F.logsigmoid(-view_logits) * keep).sum(1))
-
-
-def row_profile(maps: torch.Tensor, sharpness: float, band: int) -> torch.Tensor:
-    """(..., H, W) -> (..., H): each row's smooth maximum, then a running maximum over ``band``
-    rows, relative to the map's highest row (so <= 0: 0 where the map responds most)."""
-    rows = smooth_max(maps.unsqueeze(-2), sharpness)  # each row alone
-    if band > 1:
-        shape = rows.shape
-        rows = F.max_pool1d(rows.reshape(-1, 1, shape[-1]), band, 1, band // 2).reshape(shape)
-    return rows - rows.amax(-1, keepdim=True)
-
-
-def biplane_evidence(maps: torch.Tensor, view_ids: torch.Tensor, view_mask: torch.Tensor,
-                     sharpness: float, band: int) -> torch.Tensor:
-    """(B, V, H, W) maps -> (B, V, H): for each view, how strongly its biplane partner responds
-    in the same rows, relative to the partner's own peak; 0 where the partner is absent.
-
-    The partner is found by view id, not slot, so any order of views works."""
-    partner = _PARTNER.to(view_ids.device)[view_ids]
-    match = (partner.unsqueeze(-1) == view_ids.unsqueeze(1)) & view_mask.unsqueeze(1)
-    return torch.einsum("bij,bjh->bih", match.to(maps.dtype),
-                        row_profile(maps, sharpness, band))
 
 
 class _UpCat(UpCat):
@@ -143,8 +115,9 @@ class DenseMultiViewNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.body = MapNet(config.width, config.encoder_layers, config.decoder_channels,
-                           config.encoder_block, config.stem_unshuffle)
+        self.settings = dense = config.settings
+        self.body = MapNet(dense.width, dense.encoder_layers, dense.decoder_channels,
+                           dense.encoder_block, dense.stem_unshuffle)
         c, e = self.body.out_channels, config.embed_dim
         self.view_embedding = nn.Embedding(len(VIEW_TYPES), e)
         self.dropout = nn.Dropout(config.dropout)
@@ -156,9 +129,6 @@ class DenseMultiViewNet(nn.Module):
             "arteries": nn.Conv2d(c, 1 + len(ARTERIES), kernel_size=1),
         })
         nn.init.zeros_(self.heads["view_bias"].weight)
-        if config.cross_view == "biplane":  # how much the partner's rows count, learnt (>= 0)
-            self.heads["biplane"] = nn.Linear(1, 1, bias=False)
-            nn.init.constant_(self.heads["biplane"].weight, math.log(math.expm1(0.5)))
 
     def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
                 view_mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -166,7 +136,7 @@ class DenseMultiViewNet(nn.Module):
         b, v = images.shape[:2]
         present = view_mask.reshape(-1)
         flat = images.reshape(b * v, *images.shape[2:])
-        h = w = max(images.shape[-1] // self.config.map_stride, 1)
+        h = w = max(images.shape[-1] // self.settings.map_stride, 1)
         dtype = self.heads["view_bias"].weight.dtype
         maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
         feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)
@@ -177,17 +147,12 @@ class DenseMultiViewNet(nn.Module):
             maps, feats = maps.index_copy(0, index, m.to(dtype)), feats.index_copy(0, index,
                                                                                  f.to(dtype))
         maps = maps.reshape(b, v, h, w)
-        pooled_maps = maps  # the map itself stays each view's own, for the pixel loss and montages
-        if "biplane" in self.heads:
-            weight = F.softplus(self.heads["biplane"].weight[0, 0])
-            rows = biplane_evidence(maps, view_ids, view_mask, self.config.pool_sharpness,
-                                    self.config.cross_view_band)
-            pooled_maps = maps + weight * rows.unsqueeze(-1)
-        view_logits = (smooth_max(pooled_maps, self.config.pool_sharpness)
+        sharpness = self.settings.pool_sharpness
+        view_logits = (smooth_max(maps, sharpness)
                        + self.heads["view_bias"](view_ids)[..., 0])
         view_logits = view_logits.masked_fill(~view_mask, _ABSENT)
         # where each view responds: attention over its cells, sharp like the smooth maximum
-        attention = torch.softmax(self.config.pool_sharpness * pooled_maps.reshape(b * v, -1), -1)
+        attention = torch.softmax(sharpness * maps.reshape(b * v, -1), -1)
         pooled = torch.einsum("nk,nck->nc", attention, feats.flatten(2))
         ys, xs = torch.meshgrid(torch.arange(h, device=images.device),
                                 torch.arange(w, device=images.device), indexing="ij")
@@ -199,8 +164,7 @@ class DenseMultiViewNet(nn.Module):
         log_seen = F.logsigmoid(view_logits)
         view_loc = log_seen.unsqueeze(-1) + F.logsigmoid(self.heads["locations"](inputs))
         keep = view_mask.to(dtype)
-        presence = pool_views(view_logits, view_mask, self.config.view_pool,
-                              self.config.pool_sharpness)
+        presence = pool_views(view_logits, view_mask)
         locations = noisy_or_logit((log1mexp(view_loc) * keep.unsqueeze(-1)).sum(1))
         arteries = self.heads["arteries"](feats).reshape(b, v, -1, h, w)
         return {"presence": presence, "locations": locations, "view_logits": view_logits,

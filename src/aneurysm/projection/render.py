@@ -1,9 +1,10 @@
 """Render one canonical volume as the eight K-ium views: each injection's territory, frontal and
 lateral, through a C-arm's cone beam; with each view's aneurysm footprint and artery map.
 
-``mode: drr`` (the default) integrates the contrast path length along each ray and renders it
-as DSA does (an aneurysm darker than its parent vessel, overlaps adding up); ``mode: mip`` draws
-an inverted maximum-intensity projection through the same geometry, for comparison.
+``projection.mode`` names a renderer in ``PROJECTION_MODES``: ``drr`` (the default) integrates
+the contrast path length along each ray and renders it as DSA does (an aneurysm darker than its
+parent vessel, overlaps adding up); ``mip`` draws an inverted maximum-intensity projection
+through the same geometry, for comparison. ``modes.register_projection_mode`` adds another.
 
 The footprint of a view is the lesion label volume projected along the same rays through the
 same territory: where an aneurysm lies on a ray, the pixel is aneurysm; where only an unknown
@@ -21,12 +22,12 @@ from scipy import ndimage
 
 from ..schema import ARTERIES, KIUM_VIEWS, TERRITORIES
 from .drr import CArm, cone_project
+from .modes import PROJECTION_MODES, Rays
 from .territory import entry_seeds, grow_territories
 from .volume_prep import occupancy, resample_isotropic, vessel_bright
 
 #: Bump when the algorithm changes, so no cached projection from older code is served.
 ALGORITHM_VERSION = 5
-MODES = ("drr", "mip")
 
 #: Footprint pixel values: an aneurysm lies on the ray; only an unknown label does; nothing does.
 FOOTPRINT_ANEURYSM, FOOTPRINT_UNKNOWN, FOOTPRINT_BACKGROUND = 255, 128, 0
@@ -36,8 +37,32 @@ _CHUNK = 48  # slices projected at once: bounds memory at large detector sizes
 
 
 @dataclass(frozen=True)
+class ViewGeometry:
+    """Where one view looks from: the injected territory, the beam and the C-arm, on the
+    volume's isotropic grid of ``spacing`` mm."""
+    region: str  # territory: "LI", "RI" (internal carotids) or "V" (vertebrobasilar)
+    projection: str  # "A" frontal (beam posterior to anterior) or "B" lateral
+    centre: np.ndarray  # the isocentre, in voxels
+    spacing: float
+    carm: CArm
+    tilt_deg: float  # caudal tilt about the left-right axis (Towne's view)
+
+
+@dataclass(frozen=True)
+class AnnotatedVolume:
+    """A volume on the isotropic grid with what the views draw from it."""
+    value: np.ndarray  # what the projection mode reads
+    lesions: np.ndarray | None  # LESION / UNKNOWN label volume
+    arteries: np.ndarray | None  # artery ids
+    territory: np.ndarray  # territory ids (1 + index into TERRITORIES)
+    centres: list  # (input-grid voxel centre, radius in voxels) per aneurysm
+    scale: np.ndarray  # input voxel -> isotropic voxel
+    origin: np.ndarray  # the isotropic box's corner
+
+
+@dataclass(frozen=True)
 class ProjectionConfig:
-    mode: str = "drr"  # "drr": contrast path length, as DSA; "mip": inverted maximum intensity
+    mode: str = "drr"  # a PROJECTION_MODES name: "drr" contrast path length, as DSA; "mip"
     spacing_mm: float = 0.0  # isotropic resampling; 0 = a detector pixel at the isocentre
     pixels: int = 0  # detector pixels per side; 0 = the run's preprocess.image_size
     sid_mm: float = 1100.0  # C-arm source-to-image distance
@@ -58,8 +83,9 @@ class ProjectionConfig:
     pose_jitter_deg: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"projection mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode not in PROJECTION_MODES:
+            raise ValueError(f"projection mode must be one of {sorted(PROJECTION_MODES)}, got "
+                             f"{self.mode!r}")
         if self.poses < 1 or not 0 <= self.pose_jitter_deg <= 45:
             raise ValueError(f"projection poses must be >= 1 and pose_jitter_deg in [0, 45], "
                              f"got {self.poses} and {self.pose_jitter_deg}")
@@ -226,7 +252,9 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
     grid = np.indices(occ.shape).reshape(3, -1)
     centre = (grid @ weight.ravel()) / weight.sum()
     carm = config.carm()
-    value = occ if config.mode == "drr" else bright
+    mode = PROJECTION_MODES[config.mode]
+    volume = AnnotatedVolume(occ if mode.reads == "occupancy" else bright, lesion_iso,
+                             artery_iso, territory, list(lesions), scale, origin)
     result = Projected({}, {}, {}, [])
     done: dict[tuple[str, str], tuple] = {}
     for view in KIUM_VIEWS:
@@ -234,8 +262,9 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
         projection = "A" if view.projection == "frontal" else "B"
         key = (region, projection)
         if key not in done:
-            done[key] = _render_view(value, lesion_iso, artery_iso, territory, region, projection,
-                                     centre, s, carm, config, lesions, scale, origin)
+            tilt = config.towne_deg if (region == "V" and projection == "A") else 0.0
+            done[key] = _render_view(volume, ViewGeometry(region, projection, centre, s, carm,
+                                                          tilt), config)
         image, footprint, artery_map, points = done[key]
         result.views[view.name] = image
         if image is None:
@@ -259,18 +288,21 @@ def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def _render_view(value, lesion_iso, artery_iso, territory, region, projection, centre, s, carm,
-                 config, lesions, scale, origin):
-    inside = territory == (TERRITORIES.index(region) + 1) if config.territories else territory > 0
+def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: ProjectionConfig):
+    """One view's image, footprint, artery map and aneurysm centres; Nones where the view's
+    territory holds no vessel."""
+    inside = (volume.territory == (TERRITORIES.index(view.region) + 1) if config.territories
+              else volume.territory > 0)
     if not inside.any():
         return None, None, None, []
-    tilt = config.towne_deg if (region == "V" and projection == "A") else 0.0
+    tilt, centre, s, carm = view.tilt_deg, view.centre, view.spacing, view.carm
 
-    def view_of(volume: np.ndarray, order: int) -> np.ndarray:
-        v = np.where(inside, volume, 0).astype(np.float32)
+    def view_of(v: np.ndarray, order: int) -> np.ndarray:
+        v = np.where(inside, v, 0).astype(np.float32)
         return _tilt(v, centre, tilt, order) if tilt else v
 
-    channels = [view_of(value, 1)]
+    lesion_iso, artery_iso = volume.lesions, volume.arteries
+    channels = [view_of(volume.value, 1)]
     names = ["value"]
     annotated = lesion_iso is not None and bool((lesion_iso[inside] > 0).any())
     if annotated:
@@ -278,14 +310,10 @@ def _render_view(value, lesion_iso, artery_iso, territory, region, projection, c
         names += ["lesion", "unknown"]
     present = [] if artery_iso is None else [int(a) for a in np.unique(artery_iso[inside]) if a]
     channels += [view_of(artery_iso == a, 1) for a in present]
-    sums = _project(channels, projection, centre, s, carm, "sum")
-    if config.mode == "drr":
-        image = np.clip(np.rint(config.background * np.exp(-config.mu_per_mm * sums[0].numpy())),
-                        0, 255).astype(np.uint8)
-    else:
-        peak = _project(channels[:1], projection, centre, s, carm, "max")[0].numpy()
-        image = np.clip(np.rint(config.background * (1 - config.contrast * peak)), 0,
-                        255).astype(np.uint8)
+    sums = _project(channels, view.projection, centre, s, carm, "sum")
+    rays = Rays(sums[0].numpy(), lambda: _project(channels[:1], view.projection, centre, s, carm,
+                                                  "max")[0].numpy())
+    image = PROJECTION_MODES[config.mode].render(rays, config)
     footprint = np.full(image.shape, FOOTPRINT_BACKGROUND, dtype=np.uint8)
     if annotated:  # a ray through >= 0.3 mm of lesion or unknown voxels
         footprint[sums[2].numpy() >= 0.3 * s] = FOOTPRINT_UNKNOWN
@@ -295,11 +323,12 @@ def _render_view(value, lesion_iso, artery_iso, territory, region, projection, c
         lengths = sums[len(names):].numpy()
         best = lengths.argmax(0)
         artery_map = np.where(lengths.max(0) >= 0.5 * s, np.array(present)[best], 0).astype(np.uint8)
-    shape = value.shape
+    shape = volume.value.shape
+    projection, scale = view.projection, volume.scale
     isocentre = _plane_coords(centre, shape, projection)
     points = []
-    for c, radius in lesions:
-        p = np.asarray(c) * scale - origin
+    for c, radius in volume.centres:
+        p = np.asarray(c) * scale - volume.origin
         voxel = tuple(np.clip(np.rint(p).astype(int), 0, np.array(shape) - 1))
         if not inside[voxel]:
             continue

@@ -17,7 +17,6 @@ from .views import (
     KIUM_VIEWS,
     VIEW_TYPES,
     ViewType,
-    biplane_partner,
     mirror_view_name,
     view_index,
     view_type,
@@ -29,7 +28,7 @@ KIUM_COLUMNS: tuple[str, ...] = ("Index", "Aneurysm") + LOCATION_NAMES
 __all__ = [
     "ARTERIES", "GroupLabel", "KIUM_COLUMNS", "KIUM_VIEWS", "KIUM_VIEW_NAMES", "LOCATIONS", "LOCATION_NAMES",
     "Location", "MIRROR_PERMUTATION", "NUM_LOCATIONS", "StudyRecord", "VIEW_TYPES", "ViewImage",
-    "ViewType", "VolumeRef", "biplane_partner", "fully_labelled", "load_manifest", "location_index",
+    "ViewType", "VolumeRef", "fully_labelled", "load_manifest", "location_index",
     "mirror_location_name",
     "mirror_view_name", "save_manifest", "TERRITORIES", "view_index", "view_type",
 ]

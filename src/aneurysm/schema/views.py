@@ -63,10 +63,3 @@ def mirror_view_name(name: str) -> str:
     """The view that a left-right mirrored patient would have in place of ``name``."""
     v = view_type(name)
     return ("R" if v.side == "L" else "L") + name[1:]
-
-
-def biplane_partner(name: str) -> str:
-    """The other projection of the same injection (LI-A <-> LI-B): a frontal and a lateral view
-    (on a biplane unit, filmed at once), which share the patient's head-foot axis."""
-    v = view_type(name)
-    return name[:-1] + ("B" if v.projection == "frontal" else "A")

@@ -179,7 +179,7 @@ def _write_marks(path: Path, jobs: list[_PatientJob], marks: list[dict]) -> None
 def save_preview(root: str | Path, path: str | Path, index: int | None = None) -> Path:
     """Montage of one synthetic patient's eight views with its aneurysms circled."""
     from ..io.images import load_grayscale
-    from ..viz import save_montage
+    from ..io.montage import save_montage
 
     root = Path(root)
     train = pd.read_csv(root / "train_set" / "train.csv")

@@ -16,23 +16,25 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from ..model.losses import multitask_loss
-from .arrays import StudyArrays
-from .augment import prepare_batch
+from .losses import LossWeights, multitask_loss
+from ..data.arrays import StudyArrays
+from ..data.batches import prepare_batch
 from .config import TrainConfig
-from .dataset import StudyDataset
+from ..data.dataset import StudyDataset
 
+#: every loss term on, so the batch found fits whatever the run's loss section weighs
+_EVERY_TASK = LossWeights(points=1.0, arteries=1.0)
 #: the largest batch tried; beyond it a CPU gains nothing and a GPU run wants accumulation
 MAX_AUTO_BATCH = 64
 
 
 def _step(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
           device: torch.device) -> None:
-    from .steps import autocast
+    from ..model.predict import autocast
 
     with autocast(device, cfg.precision):
         out = model(batch["images"], batch["view_ids"], batch["view_mask"])
-        loss = multitask_loss(out, batch, cfg.loss_weights())
+        loss = multitask_loss(out, batch, _EVERY_TASK)
     loss.backward()
     model.zero_grad(set_to_none=True)
 

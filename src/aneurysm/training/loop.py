@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..evaluation.metrics import safe_auroc
+from ..metrics import safe_auroc
 from ..io.atomic import atomic_path, atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
-from .arrays import StudyArrays
+from ..data.arrays import StudyArrays
 from .augment import AugmentConfig
 from .batch_size import auto_batch_size
 from .config import TrainConfig
-from .dataset import StudyDataset
-from .distributed import barrier, gather_list, per_rank_batch, rank_device, topology
-from .ema import WeightAverage
-from .steps import grad_scaler, predict_arrays, resolve_device, train_epoch
+from ..data.dataset import StudyDataset
+from ..data.distributed import barrier, gather_list, per_rank_batch, rank_device, topology
+from ..model.predict import predict_arrays, resolve_device
+from .losses import LossWeights, multitask_loss
+from .steps import grad_scaler, train_epoch
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_auroc", "val_loss", "val_auroc")
 
@@ -100,7 +102,8 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> n
 
 def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                train: StudyArrays, val: StudyArrays, cfg: TrainConfig, augment: AugmentConfig,
-               metadata: dict[str, Any], progress: bool = True) -> FoldResult:
+               metadata: dict[str, Any], progress: bool = True,
+               weights: LossWeights = LossWeights()) -> FoldResult:
     """Train one fold, resuming from ``last.pt`` if it exists; returns the fold's summary.
 
     Under torchrun every rank trains on its share of each batch and rank 0 alone writes.
@@ -123,9 +126,8 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     scaler = grad_scaler(device, cfg.precision)
-    average = WeightAverage(model, cfg.ema_decay)  # model itself when ema_decay is 0
     if state is not None:
-        average.restore(state)
+        model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state:
@@ -133,6 +135,8 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
         history = state["history"]
         start = state["epoch"] + 1
     net = prepare_model(model, cfg, device)
+    options = cfg.predict_options()
+    loss = functools.partial(multitask_loss, weights=weights)
     dataset = StudyDataset(train)
     micro = per_rank_batch(cfg.batch_size, cfg.accumulate)
     fold_seed = cfg.seed * 100_003 + fold * 1_009
@@ -153,11 +157,12 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
         bar = tqdm(loader, desc=f"fold {fold} epoch {epoch}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not progress)
         losses, probs, targets = train_epoch(net, bar, optimizer, cfg, augment, warp_gen,
-                                             device, scaler, after_step=average.update)
+                                             device, scaler, weights)
         lr = optimizer.param_groups[-1]["lr"]
         scheduler.step()
         losses, probs, targets = (gather_list(x) for x in (losses, probs, targets))
-        vp, _, vloss = predict_arrays(average.module, val, cfg, device, tta_mirror=False)
+        vp, _, vloss = predict_arrays(model, val, options, device, tta_mirror=False,
+                                      loss=loss)
         row = {
             "epoch": epoch, "lr": lr,
             "train_loss": float(np.mean(losses)) if losses else math.nan,
@@ -170,32 +175,33 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
         history.append(row)
         if world.is_main:
             if _score(row, cfg.select_on) > previous_best or not best_path.is_file():
-                save_checkpoint(best_path, average.module,
+                save_checkpoint(best_path, model,
                                 {**metadata, "fold": fold, "epoch": epoch})
-            save_checkpoint(last_path, average.module, {**metadata, "fold": fold, "epoch": epoch},
+            save_checkpoint(last_path, model, {**metadata, "fold": fold, "epoch": epoch},
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             scaler=scaler.state_dict(), history=history, epoch=epoch,
-                            batch_size=cfg.batch_size, **average.state())
+                            batch_size=cfg.batch_size)
             _write_history(fold_dir / "history.csv", history)
         barrier()
         if progress:
             tqdm.write(f"fold {fold} epoch {epoch}: train loss {row['train_loss']:.3f} "
                        f"auroc {row['train_auroc']:.3f} | val loss {row['val_loss']:.3f} "
                        f"auroc {row['val_auroc']:.3f}")
-    return finish_fold(fold_dir, fold, make_model, train, val, cfg, history, device)
+    return finish_fold(fold_dir, fold, make_model, train, val, cfg, history, device, loss)
 
 
 def finish_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                 train: StudyArrays, val: StudyArrays, cfg: TrainConfig, history: list[dict],
-                device: torch.device) -> FoldResult:
+                device: torch.device, loss: Callable | None = None) -> FoldResult:
     """Out-of-fold predictions and the train/validation AUROC of the kept (best) weights."""
     model = make_model().to(device)
     model.load_state_dict(read_checkpoint(fold_dir / "last.pt")["state_dict"])
-    last_p, _, _ = predict_arrays(model, val, cfg, device)  # no epoch chosen on validation
+    options = cfg.predict_options()
+    last_p, _, _ = predict_arrays(model, val, options, device)  # no epoch chosen on validation
     best = read_checkpoint(fold_dir / "best.pt")
     model.load_state_dict(best["state_dict"])
-    tp, _, _ = predict_arrays(model, train, cfg, device)
-    vp, vloc, vloss = predict_arrays(model, val, cfg, device)
+    tp, _, _ = predict_arrays(model, train, options, device)
+    vp, vloc, vloss = predict_arrays(model, val, options, device, loss=loss)
     result = FoldResult(
         fold=fold, best_epoch=int(best["metadata"]["epoch"]), select_on=cfg.select_on,
         train_auroc=safe_auroc(train.presence[train.presence_known], tp[train.presence_known]),

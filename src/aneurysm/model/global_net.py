@@ -1,4 +1,4 @@
-"""The global multi-view model (``model.head: global``): a shared backbone pools each view into one
+"""The global multi-view model (``model.name: global``): a shared backbone pools each view into one
 feature, and masked attention pools the views. Kept for comparison with the dense model.
 
 One model does presence and location together: the teams that trained two models, or stitched
@@ -32,7 +32,7 @@ class MaskedAttentionPool(nn.Module):
         return torch.einsum("bv,bvd->bd", weights, h), weights
 
 
-class MultiViewNet(nn.Module):
+class GlobalMultiViewNet(nn.Module):
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -70,10 +70,9 @@ class MultiViewNet(nn.Module):
         }
 
 
-def build_model(config: ModelConfig) -> nn.Module:
-    """The model ``config.head`` names; both take and return the same batch and output keys."""
-    if config.head == "dense":
-        from .dense import DenseMultiViewNet
-
-        return DenseMultiViewNet(config)
-    return MultiViewNet(create_backbone(config.backbone, config.backbone_weights or None), config)
+def build_global(config: ModelConfig) -> GlobalMultiViewNet:
+    """The registry's builder: the timm backbone ``model.global.backbone`` names, from a local
+    file if ``backbone_weights`` gives one."""
+    settings = config.settings
+    return GlobalMultiViewNet(create_backbone(settings.backbone, settings.backbone_weights or None),
+                              config)

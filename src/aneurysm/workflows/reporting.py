@@ -12,11 +12,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import AneurysmError
-from .evaluation.html import finetune_context, pretrain_context, write_html
-from .evaluation.official import Evaluation
-from .evaluation.report import RunReport, write_report
-from .io.atomic import atomic_write_text
+from ..errors import AneurysmError
+from ..evaluation.html import finetune_context, pretrain_context, write_html
+from ..evaluation.official import Evaluation
+from ..evaluation.report import RunReport, write_report
+from ..io.atomic import atomic_write_text
 
 EVALUATION = "evaluation.json"
 
@@ -35,7 +35,7 @@ def report_run(run_dir: str | Path, n_boot: int = 2000, cases_per_kind: int = 4,
     writes report.md before it scores the test set), so it is not computed twice."""
     run_dir = Path(run_dir)
     if (run_dir / "oof.csv").is_file():
-        from .inference.cases import cases_to_json, render_error_cases
+        from ..inference.cases import cases_to_json, render_error_cases
 
         report = report or write_report(run_dir, n_boot)
         cases, note = render_error_cases(run_dir, cases_per_kind)
@@ -52,9 +52,9 @@ def report_run(run_dir: str | Path, n_boot: int = 2000, cases_per_kind: int = 4,
 
 def projected_montage(run_dir: Path) -> Path | None:
     """One positive case per source in the eight views, from the run's own manifest."""
-    from .projection.preview import save_sources_preview
-    from .schema import load_manifest
-    from .training.run_dir import read_run_config
+    from ..projection.preview import save_sources_preview
+    from ..schema import load_manifest
+    from ..config import read_run_config
 
     records = load_manifest(run_dir / "records.json")
     sources: dict[str, list] = {}

@@ -16,19 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DataConfig, ExperimentConfig
-from .errors import AneurysmError
-from .evaluation.official import Evaluation, evaluate_files, evaluate_tables, read_table
-from .evaluation.report import RunReport, write_report
+from ..config import DataConfig, ExperimentConfig
+from ..errors import AneurysmError
+from ..evaluation.official import Evaluation, evaluate_files, evaluate_tables, read_table
+from ..evaluation.report import RunReport, write_report
 from .reporting import report_run, save_evaluation
-from .inference.predict import predict_run
-from .quality import DoctorReport, run_doctor
-from .registry import get_adapter
-from .sources import load_sources
-from .synth.external import ExternalSynthConfig, write_external
-from .synth.kium import SynthConfig, write_kium
-from .training.finetune import finetune
-from .training.pretrain import CHECKPOINT, SourceScore, pretrain
+from ..inference.predict import predict_run
+from ..quality import DoctorReport, run_doctor
+from ..registry import get_adapter
+from ..sources import load_sources
+from ..synth.external import ExternalSynthConfig, write_external
+from ..synth.kium import SynthConfig, write_kium
+from .finetune import finetune
+from .pretrain import CHECKPOINT, SourceScore, pretrain
 
 #: The demo's external sources: enough cases for pretraining to learn its task in minutes.
 DEMO_EXTERNAL = ExternalSynthConfig(rsna=80, adam=40, lausanne=60, cada=20)
@@ -60,7 +60,7 @@ def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60,
     config = dataclasses.replace(config, data=DataConfig(cache_dir=str(out / "cache"),
                                                          workers=config.data.workers))
     data = out / "data" / "kium"
-    maps = out / "maps" if config.model.head == "dense" else None
+    maps = out / "maps" if config.model.draws_maps else None
     n_steps = 6 + (2 if external else 0)
     steps = _Steps(n_steps, log)
     with steps(f"synthesizing {patients} training + {test} test patients -> {data}"):

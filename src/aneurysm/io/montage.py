@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io.atomic import atomic_savefig  # noqa: E402
-from .io.images import write_image  # noqa: E402
+from .atomic import atomic_savefig  # noqa: E402
+from .images import write_image  # noqa: E402
 
 
 def save_montage(images: Sequence[np.ndarray | None], titles: Sequence[str], path: str | Path,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from ..schema import LOCATION_NAMES
+from .schema import LOCATION_NAMES
 
 
 def safe_auroc(y: np.ndarray, p: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""A run folder records what produced it: resolved config, seed, software versions, git commit."""
+"""A run folder records what produced it: resolved config, seed, software versions, git commit;
+and each checkpoint carries the contract it was trained under."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from ..config import ExperimentConfig, config_from_dict, config_to_dict
+from ..config import ExperimentConfig, config_to_dict
 from ..errors import AneurysmError
 from ..io.atomic import atomic_write_text
+from ..schema import LOCATION_NAMES
 
 _PACKAGES = ("aneurysm", "torch", "monai", "timm", "numpy", "scikit-learn", "pandas", "pillow")
 
@@ -73,8 +75,14 @@ def write_run_metadata(run_dir: Path, config: ExperimentConfig, extra: dict) -> 
     atomic_write_text(run_dir / "meta.json", json.dumps(meta, indent=1))
 
 
-def read_run_config(run_dir: Path) -> ExperimentConfig:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise AneurysmError(f"{run_dir}: not a run folder (no config.yaml)")
-    return config_from_dict(yaml.safe_load(path.read_text()))
+def checkpoint_metadata(config: ExperimentConfig) -> dict:
+    """The contract a checkpoint carries: what it expects as input and what it predicts."""
+    return {
+        "model": config.model.architecture(),
+        "backbone": config.model.settings.backbone_name,
+        "embed_dim": config.model.embed_dim,
+        "image_size": config.preprocess.image_size,
+        "labels": list(LOCATION_NAMES),
+        "preprocess": config.preprocess.cache_params(),
+        "versions": software_versions(),
+    }

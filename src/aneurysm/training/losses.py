@@ -5,34 +5,12 @@ evidence per view."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..preprocessing import ARTERY_UNKNOWN
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    presence: float = 1.0
-    locations: float = 1.0
-    groups: float = 1.0
-    maps: float = 1.0  # dense head: focal loss per map cell where footprints are known
-    views: float = 1.0  # dense head: "an aneurysm is seen in this view" where footprints say
-    points: float = 0.0  # global head: auxiliary (seen, u, v) per view; 0 = off
-    arteries: float = 0.0  # dense head: which artery is under each cell, where labelled; 0 = off
-    #: dense head: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
-    #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
-    map_gamma: float = 2.0
-    #: dense head: the map loss's divisor is the batch's aneurysm cells, but at least this many
-    #: per view with known cells; 0 keeps CenterNet's plain count (at least 1), under which a
-    #: batch with no aneurysm weighs its hard background cells as many times more as a batch
-    #: with lesions has aneurysm cells
-    map_floor: float = 0.0
-    #: dense head: give every view's aneurysm cells the same total weight (the batch's mean),
-    #: so a 1-cell aneurysm counts as much as a 9-cell one; the divisor is unchanged
-    map_balance: bool = False
+from .config import LossWeights
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,27 +55,13 @@ def on_map_grid(target: torch.Tensor, weight: torch.Tensor, grid: tuple[int, int
 
 
 def map_loss(maps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-             view_mask: torch.Tensor, gamma: float = 2.0, floor: float = 0.0,
-             balance: bool = False) -> torch.Tensor:
+             view_mask: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     """Focal loss per known cell of present views, normalised by the aneurysm cells (as
-    CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones.
-    ``floor``: the divisor is at least that many per view with known cells. ``balance``: each
-    view's aneurysm cells share the batch's mean weight per lesion view, so small aneurysms
-    (one cell at stride 4) weigh as much as large ones."""
+    CenterNet does): a batch's few lesion cells are not drowned by its thousands of empty ones."""
     target, weight = on_map_grid(target, weight, maps.shape[-2:])
     w = weight * view_mask[..., None, None].to(weight.dtype)
     per_cell = _focal(gamma)(maps.float(), target.float())
-    lesion = target * w
-    total = lesion.sum()
-    divisor = total.clamp_min(1.0)
-    if balance:
-        cells = lesion.sum((-2, -1), keepdim=True)  # aneurysm cells per view
-        share = total / (cells > 0).sum().clamp_min(1)  # the mean per lesion view
-        scale = torch.where(cells > 0, share / cells.clamp_min(1e-6), torch.ones_like(cells))
-        w = w + lesion * (scale - 1)  # background cells keep their weight
-    if floor > 0:
-        known_views = (w.flatten(2).amax(-1) > 0).sum()
-        divisor = torch.maximum(divisor, floor * known_views)
+    divisor = (target * w).sum().clamp_min(1.0)
     return (per_cell * w).sum() / divisor
 
 
@@ -154,8 +118,7 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         if weights.maps > 0:
             loss = loss + weights.maps * map_loss(out["maps"], batch["map_target"],
                                                   batch["map_weight"], mask,
-                                                  weights.map_gamma, weights.map_floor,
-                                                  weights.map_balance)
+                                                  weights.map_gamma)
         if weights.views > 0:
             loss = loss + weights.views * masked_bce(out["view_logits"], label.clamp_min(0),
                                                      known)

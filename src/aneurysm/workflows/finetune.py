@@ -12,33 +12,19 @@ import pandas as pd
 import torch
 
 from ..config import ExperimentConfig
-from ..evaluation.metrics import accuracy_thresholds
+from ..metrics import accuracy_thresholds
 from ..io.atomic import atomic_write_text
 from ..model.checkpoint import load_init
 from ..model import build_model
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
-from .arrays import build_arrays, footprint_stride
-from .distributed import barrier, init_from_env, main_first
-from .folds import load_folds, make_folds, save_folds
-from .loop import FoldResult, train_fold
-from .run_dir import prepare_run, read_run_config, write_run_metadata
-from .steps import check_step_config
-
-
-def checkpoint_metadata(config: ExperimentConfig) -> dict:
-    """The contract a checkpoint carries: what it expects as input and what it predicts."""
-    from .run_dir import software_versions
-
-    return {
-        "model": config.model.architecture(),
-        "backbone": config.model.backbone if config.model.head == "global" else "monai/resnet-unet",
-        "embed_dim": config.model.embed_dim,
-        "image_size": config.preprocess.image_size,
-        "labels": list(LOCATION_NAMES),
-        "preprocess": config.preprocess.cache_params(),
-        "versions": software_versions(),
-    }
+from ..data.arrays import build_arrays, footprint_stride
+from ..data.distributed import barrier, init_from_env, main_first
+from ..data.folds import load_folds, make_folds, save_folds
+from ..training.loop import FoldResult, train_fold
+from ..config import read_run_config
+from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
+from ..training.steps import check_step_config
 
 
 def finetune(run_dir: str | Path, records: list[StudyRecord], config: ExperimentConfig,
@@ -107,7 +93,7 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
         train = arrays.subset([index[s] for s in fold.train])
         val = arrays.subset([index[s] for s in fold.val])
         results.append(train_fold(fold_dir, k, make_model, train, val, config.train,
-                                  config.augment, metadata, progress))
+                                  config.augment, metadata, progress, config.loss))
     if world.is_main:
         combine_out_of_fold(run_dir, len(fold_list))
     barrier()

@@ -21,19 +21,20 @@ from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from ..config import ExperimentConfig
 from ..errors import AneurysmError
-from ..evaluation.metrics import bootstrap_auroc
+from ..metrics import bootstrap_auroc
 from ..io.atomic import atomic_write_text
 from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..model import build_model
 from ..preprocessing import ImageCache
 from ..projection import is_canonical, project_records
 from ..schema import StudyRecord, save_manifest
-from .arrays import build_arrays, footprint_stride
-from .distributed import barrier, init_from_env, main_first, rank_device, shard
-from .finetune import checkpoint_metadata
-from .loop import train_fold
-from .run_dir import prepare_run, read_run_config, write_run_metadata
-from .steps import check_step_config, predict_arrays, resolve_device
+from ..data.arrays import build_arrays, footprint_stride
+from ..data.distributed import barrier, init_from_env, main_first, rank_device, shard
+from ..training.loop import train_fold
+from ..config import read_run_config
+from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
+from ..model.predict import predict_arrays, resolve_device
+from ..training.steps import check_step_config
 
 CHECKPOINT = "pretrained.pt"
 
@@ -168,7 +169,7 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     train_config = dataclasses.replace(config.train, epochs=config.train.pretrain_epochs,
                                        lr=config.train.pretrain_lr or config.train.lr)
     train_fold(run_dir / "pretrain", 0, make_model, train, val, train_config, config.augment,
-               metadata, progress)
+               metadata, progress, config.loss)
     best = read_checkpoint(run_dir / "pretrain" / "best.pt")
     model = make_model()
     model.load_state_dict(best["state_dict"])
@@ -188,7 +189,7 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
 def _per_source(model, val, config: ExperimentConfig, train) -> list[SourceScore]:
     device = rank_device(resolve_device(config.train.device))
     model = model.to(device)
-    probs, _, _ = predict_arrays(model, val, config.train, device)
+    probs, _, _ = predict_arrays(model, val, config.train.predict_options(), device)
     source = np.array([s.split(":", 1)[0] for s in val.study_ids])
     train_source = [s.split(":", 1)[0] for s in train.study_ids]
     scores = []
