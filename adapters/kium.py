@@ -7,7 +7,6 @@ of a set in one folder, named ``{Index}{VIEW}.jpg`` (Index plain or zero-padded)
 from __future__ import annotations
 
 import csv
-
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field

@@ -9,6 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from aneurysm_adapters._common import (
+    VolumeSourceAdapter,
+    mask_labels,
+    presence_only_record,
+)
+from conftest import write_config
 from torch import nn
 
 from aneurysm.config import load_config
@@ -16,15 +22,12 @@ from aneurysm.errors import ConfigError, DataError
 from aneurysm.inference.predict import predict_run
 from aneurysm.model.registry import MODELS, register_model
 from aneurysm.projection import project_records
+from aneurysm.projection.config import ProjectionConfig
 from aneurysm.projection.modes import PROJECTION_MODES, Rays, register_projection_mode
-from aneurysm.projection.render import ProjectionConfig
 from aneurysm.registry import _runtime, get_adapter, register_adapter
 from aneurysm.schema import NUM_LOCATIONS, StudyRecord, VolumeRef
 from aneurysm.sources import load_sources
 from aneurysm.workflows.finetune import finetune
-from aneurysm_adapters._common import VolumeSourceAdapter, mask_labels, presence_only_record
-from conftest import write_config
-
 
 # -- an adapter -------------------------------------------------------------------------------
 

@@ -21,10 +21,9 @@ import yaml
 
 from .errors import AneurysmError, ConfigError
 from .model.config import ModelConfig
-from .preprocessing.angiogram import PreprocessConfig
-from .projection.render import ProjectionConfig
-from .training.augment import AugmentConfig
-from .training.config import LossWeights, TrainConfig
+from .preprocessing.config import PreprocessConfig
+from .projection.config import ProjectionConfig
+from .training.config import AugmentConfig, LossWeights, TrainConfig
 
 T = TypeVar("T")
 
@@ -102,13 +101,14 @@ def _build(cls: type[T], values: Any, where: str) -> T:
 
 
 def _refuse_old_keys(values: dict, where: str) -> None:
-    section = where.rsplit(".", 1)[-1]
+    origin, _, section = where.rpartition(".")
     for key in values:
         if (section, key) in RENAMED:
-            raise ConfigError(f"{where}.{key} was renamed: use {RENAMED[section, key]}")
+            raise ConfigError(f"{origin}: {section}.{key} was renamed: use "
+                              f"{RENAMED[section, key]}")
         if (section, key) in REMOVED:
-            raise ConfigError(f"{where}.{key} was removed: it did not help over 3 seeds "
-                              "(docs/evidence.md, Removed knobs)")
+            raise ConfigError(f"{origin}: {section}.{key} was removed: it did not help over 3 "
+                              "seeds (docs/evidence.md, Removed knobs)")
 
 
 def migrate(values: dict) -> dict:

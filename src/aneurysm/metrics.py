@@ -166,3 +166,37 @@ def accuracy_thresholds(truth: np.ndarray, probs: np.ndarray) -> list[float]:
                 best_cut, best_err = float(c), err
         cuts.append(min(best_cut, 1.0 + 1e-9))
     return cuts
+
+
+# -- by size: each positive patient binned by its largest aneurysm, against every negative;
+# a model can rank every large aneurysm perfectly and still miss the small half of them
+
+#: (label, lower radius mm inclusive, upper exclusive)
+SIZE_BINS: tuple[tuple[str, float, float], ...] = (
+    ("under 2 mm", 0.0, 2.0), ("2-3 mm", 2.0, 3.0), ("3-4.5 mm", 3.0, 4.5),
+    ("4.5 mm or more", 4.5, math.inf))
+
+
+@dataclass(frozen=True)
+class SizeScore:
+    label: str
+    positives: int
+    negatives: int
+    auroc: Interval
+
+
+def scores_by_size(presence: np.ndarray, prob: np.ndarray, radius_mm: np.ndarray,
+                   n_boot: int = 1000) -> list[SizeScore]:
+    """``presence`` 0/1, ``prob`` the predicted probability and ``radius_mm`` the largest
+    aneurysm's radius (NaN for negatives and for positives of unknown size), one per patient."""
+    presence = np.asarray(presence, int)
+    prob, radius_mm = np.asarray(prob, float), np.asarray(radius_mm, float)
+    negative = presence == 0
+    out = []
+    for label, low, high in SIZE_BINS:
+        positive = (presence == 1) & (radius_mm >= low) & (radius_mm < high)
+        keep = positive | negative
+        score = (bootstrap_auroc(presence[keep], prob[keep], n_boot=n_boot)
+                 if positive.any() and negative.any() else Interval(math.nan, math.nan, math.nan))
+        out.append(SizeScore(label, int(positive.sum()), int(negative.sum()), score))
+    return out

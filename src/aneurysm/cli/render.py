@@ -99,6 +99,14 @@ def print_demo(console: Console, d) -> None:
                   f"{_f(d.held_out.official['location_accuracy'])} "
                   f"({_f(d.held_out.official['location_accuracy_all_zeros'])})")
     console.print(table)
+    if any(s.positives for s in d.by_size):
+        sizes = Table(title="held-out AUROC by the largest aneurysm's radius (each bin's "
+                            "positives against every negative)")
+        for col in ("radius", "positives", "negatives", "AUROC [95% CI]"):
+            sizes.add_column(col, justify="left" if col == "radius" else "right")
+        for s in d.by_size:
+            sizes.add_row(s.label, str(s.positives), str(s.negatives), str(s.auroc))
+        console.print(sizes)
     console.print(f"open in a browser: {d.out / 'run' / 'report.html'} (and "
                   f"{d.out / 'pretrain' / 'report.html'} for pretraining)"
                   if (d.out / "pretrain" / "report.html").is_file()

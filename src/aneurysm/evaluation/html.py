@@ -20,8 +20,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..io.atomic import atomic_write_text
-from ..schema import LOCATION_NAMES
 from ..metrics import Interval, location_intervals
+from ..schema import LOCATION_NAMES
 from .plots import plot_learning_curves, plot_location_scores, plot_roc_band
 from .report import RunReport
 

@@ -8,8 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..metrics import (
+    Interval,
+    LocationScore,
+    bootstrap_auroc,
+    official_scores,
+    per_location,
+)
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES
-from ..metrics import Interval, LocationScore, bootstrap_auroc, official_scores, per_location
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import pandas as pd
 
 from ..errors import AneurysmError
 from ..io.atomic import atomic_write_text
-from ..schema import LOCATION_NAMES
 from ..metrics import (
     Interval,
     LocationScore,
@@ -23,6 +22,7 @@ from ..metrics import (
     per_location,
     safe_auroc,
 )
+from ..schema import LOCATION_NAMES
 from .plots import plot_learning_curves, plot_reliability, plot_roc
 
 

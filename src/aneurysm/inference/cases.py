@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from ..config import read_run_config
+from ..data.arrays import build_arrays
 from ..errors import AneurysmError
+from ..io.montage import save_overlay_montage
 from ..model.checkpoint import load_model
+from ..model.predict import resolve_device
 from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, VIEW_TYPES, load_manifest
-from ..data.arrays import build_arrays
-from ..model.predict import resolve_device
-from ..config import read_run_config
-from ..io.montage import save_overlay_montage
 from .maps import predict_maps
 
 

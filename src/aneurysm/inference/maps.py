@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..errors import AneurysmError
-from ..schema import LOCATION_NAMES, VIEW_TYPES
 from ..data.arrays import StudyArrays
-from ..model.predict import PredictOptions, iter_outputs
+from ..errors import AneurysmError
 from ..io.montage import save_overlay_montage
+from ..model.predict import PredictOptions, iter_outputs
+from ..schema import LOCATION_NAMES, VIEW_TYPES
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ViewMaps:
 
 def predict_maps(models: list[nn.Module], arrays: StudyArrays, options: PredictOptions,
                  device: torch.device) -> ViewMaps:
-    """The fold models' maps, averaged; a model without maps (the global head) is an error."""
+    """The fold models' maps, averaged; a model without maps (the global one) is an error."""
     total: list[np.ndarray] | None = None
     for model in models:
         parts: list[list[np.ndarray]] = [[], [], []]

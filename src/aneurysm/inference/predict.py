@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import read_run_config
+from ..data.arrays import build_arrays
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
 from ..model.checkpoint import load_model
+from ..model.predict import predict_arrays, resolve_device
 from ..preprocessing import ImageCache
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
-from ..data.arrays import build_arrays
-from ..model.predict import predict_arrays, resolve_device
-from ..config import read_run_config
 
 
 @dataclass(frozen=True)

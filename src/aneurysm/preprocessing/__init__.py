@@ -11,13 +11,13 @@ from .angiogram import (
     CELL_ANEURYSM,
     CELL_BACKGROUND,
     CELL_UNKNOWN,
-    PreprocessConfig,
     artery_cells,
     border_bands,
     clean_angiogram,
     footprint_cells,
     overlay_text_mask,
 )
+from .config import PreprocessConfig
 
 __all__ = ["ARTERY_UNKNOWN", "CELL_ANEURYSM", "CELL_BACKGROUND", "CELL_UNKNOWN", "ImageCache", "PreprocessConfig",
            "artery_cells", "border_bands", "clean_angiogram", "footprint_cells", "overlay_text_mask"]

@@ -22,7 +22,8 @@ from ..errors import DataError
 from ..io.atomic import atomic_write_text
 from ..io.hashing import file_sha256, params_hash
 from ..io.images import load_grayscale
-from .angiogram import PreprocessConfig, clean_angiogram
+from .angiogram import clean_angiogram
+from .config import PreprocessConfig
 
 
 class CleanAngiogramd(MapTransform):

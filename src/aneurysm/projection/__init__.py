@@ -1,7 +1,8 @@
 """3-D volumes -> angiography-like 2-D views: canonical frame, isotropic grid, vessel-bright
 intensities, inverted maximum-intensity projections, projected aneurysm positions, cached."""
 
-from .render import ProjectionConfig, project_volume
+from .config import ProjectionConfig
+from .render import project_volume
 from .stage import ProjectedSet, is_canonical, project_records
 
 __all__ = ["ProjectedSet", "ProjectionConfig", "is_canonical", "project_records",

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-#: a renderer's settings: ``render.ProjectionConfig`` (not imported: render imports this module)
+#: a renderer's settings: ``config.ProjectionConfig`` (not imported: config imports this module)
 ProjectionConfig = Any
 
 

@@ -16,7 +16,7 @@ from PIL import Image  # noqa: E402
 from ..io.atomic import atomic_savefig  # noqa: E402
 from ..io.images import load_grayscale  # noqa: E402
 from ..schema import KIUM_VIEW_NAMES, StudyRecord  # noqa: E402
-from .render import ProjectionConfig  # noqa: E402
+from .config import ProjectionConfig  # noqa: E402
 from .stage import footprint_path, project_records  # noqa: E402
 
 _TILE = 160

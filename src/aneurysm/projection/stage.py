@@ -26,7 +26,8 @@ from ..io.images import write_image
 from ..io.volumes import load_dicom_series, load_nifti
 from ..schema import KIUM_VIEW_NAMES, StudyRecord, ViewImage
 from . import annotations
-from .render import ProjectionConfig, project_volume
+from .config import ProjectionConfig
+from .render import project_volume
 
 
 @dataclass

@@ -11,7 +11,14 @@ from .locations import (
     mirror_location_name,
 )
 from .manifest import load_manifest, save_manifest
-from .records import TERRITORIES, GroupLabel, StudyRecord, ViewImage, VolumeRef, fully_labelled
+from .records import (
+    TERRITORIES,
+    GroupLabel,
+    StudyRecord,
+    ViewImage,
+    VolumeRef,
+    fully_labelled,
+)
 from .views import (
     KIUM_VIEW_NAMES,
     KIUM_VIEWS,

@@ -20,6 +20,8 @@ from .anatomy import add_aneurysms, sample_anatomy
 from .cohort import PREVALENCE, sample_cohort_labels, sample_indices
 from .dsa import render_dsa, sample_pose
 
+#: Each aneurysm's radius in mm, beside groundtruth.csv: the truth the AUROC by size reads.
+SIZES_FILE = "aneurysm_sizes.csv"
 #: Image sizes (width, height) seen in the real data, used by ``messy``.
 REAL_SIZES: tuple[tuple[int, int], ...] = (
     (720, 720), (776, 776), (960, 960), (1024, 1024), (940, 750), (1000, 800), (1250, 1000),
@@ -69,9 +71,15 @@ def _add_border_band(image: np.ndarray, rng: np.random.Generator, index: int) ->
     return np.asarray(pil)
 
 
-def _render_patient(job: _PatientJob) -> dict[str, list]:
+def _render_patient(job: _PatientJob) -> tuple[dict[str, list], dict[str, float]]:
+    """The patient's eight views on disk; where each aneurysm projects in each view, and each
+    aneurysm's radius in mm (its main sac, by location)."""
     rng = np.random.default_rng(list(job.seed))
     anatomy = add_aneurysms(sample_anatomy(rng), list(job.locations), rng)
+    sizes: dict[str, float] = {}
+    for sphere in anatomy.spheres:
+        if sphere.location is not None:
+            sizes[sphere.location] = max(sizes.get(sphere.location, 0.0), sphere.radius)
     pose = sample_pose(rng)
     marks: dict[str, list] = {}
     folder = Path(job.folder)
@@ -88,7 +96,7 @@ def _render_patient(job: _PatientJob) -> dict[str, list]:
         if job.messy and rng.random() < 0.3:
             pil = pil.convert("RGB")
         write_image(folder / f"{job.index}{view.name}.jpg", pil, quality=job.jpeg_quality)
-    return marks
+    return marks, sizes
 
 
 def _label_row(index: int, locations: tuple[str, ...] | list[str]) -> list[int]:
@@ -121,7 +129,8 @@ def write_kium(out: str | Path, config: SynthConfig = SynthConfig(), force: bool
                                          ("test_set", test_idx, test_labels))
             for i, locs in zip(idx, labels)
         ]
-        marks = _run_jobs(jobs, workers, progress)
+        rendered = _run_jobs(jobs, workers, progress)
+        marks = [m for m, _ in rendered]
         train = pd.DataFrame([_label_row(i, l) for i, l in zip(train_idx, train_labels)],
                              columns=list(KIUM_COLUMNS))
         truth = pd.DataFrame([_label_row(i, l) for i, l in zip(test_idx, test_labels)],
@@ -132,6 +141,7 @@ def write_kium(out: str | Path, config: SynthConfig = SynthConfig(), force: bool
         blank.to_csv(tmp / "test_set" / "test.csv", index=False)
         truth.to_csv(tmp / "groundtruth.csv", index=False)
         _write_marks(tmp / "aneurysm_positions.csv", jobs, marks)
+        _write_sizes(tmp / SIZES_FILE, jobs, [s for _, s in rendered])
         if config.messy:
             victim = train_idx[min(4, len(train_idx) - 1)]
             shutil.copyfile(tmp / "train_set" / f"{victim}LI-A.jpg",
@@ -147,7 +157,7 @@ def write_kium(out: str | Path, config: SynthConfig = SynthConfig(), force: bool
     return out
 
 
-def _run_jobs(jobs: list[_PatientJob], workers: int | None, progress: bool) -> list[dict]:
+def _run_jobs(jobs: list[_PatientJob], workers: int | None, progress: bool) -> list[tuple]:
     bar = tqdm(total=len(jobs), desc="synth kium", unit="patient", disable=not progress)
     try:
         if workers == 1 or len(jobs) < 4:
@@ -174,6 +184,26 @@ def _write_marks(path: Path, jobs: list[_PatientJob], marks: list[dict]) -> None
     ]
     pd.DataFrame(rows, columns=["Index", "set", "view", "location", "x", "y", "radius"]).to_csv(
         path, index=False)
+
+
+def _write_sizes(path: Path, jobs: list[_PatientJob], sizes: list[dict[str, float]]) -> None:
+    """Each aneurysm's radius in mm: what the AUROC by size is read from."""
+    rows = [(job.index, Path(job.folder).name, loc, round(r, 2))
+            for job, s in zip(jobs, sizes) for loc, r in sorted(s.items())]
+    pd.DataFrame(rows, columns=["Index", "set", "location", "radius_mm"]).to_csv(path,
+                                                                                index=False)
+
+
+def largest_radius(root: str | Path, index: "pd.Index | list[int]") -> np.ndarray:
+    """Per patient of ``index``: the radius in mm of its largest aneurysm, NaN for none (or for a
+    root written before sizes were recorded: then all NaN)."""
+    path = Path(root) / SIZES_FILE
+    out = pd.Series(np.nan, index=list(index), dtype=float)
+    if path.is_file():
+        table = pd.read_csv(path)
+        largest = table.groupby("Index")["radius_mm"].max()
+        out.update(largest[largest.index.isin(out.index)])
+    return out.to_numpy()
 
 
 def save_preview(root: str | Path, path: str | Path, index: int | None = None) -> Path:

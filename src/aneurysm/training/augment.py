@@ -15,32 +15,14 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ..preprocessing import ARTERY_UNKNOWN
 from ..data.batches import mirror_study, prepare_batch
-from .domain import DomainConfig, blur_and_residue, render_tables
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    enabled: bool = True
-    affine_prob: float = 0.8
-    rotate_deg: float = 10.0
-    scale: float = 0.1
-    translate: float = 0.05  # fraction of the image size
-    contrast_prob: float = 0.5
-    contrast_gamma_low: float = 0.8
-    contrast_gamma_high: float = 1.25
-    noise_prob: float = 0.5
-    noise_std: float = 0.02
-    lr_swap: bool = True
-    lr_swap_prob: float = 0.5
-    #: projected external views only: re-rendered per batch (see ``domain``)
-    projections: DomainConfig = field(default_factory=DomainConfig)
+from ..preprocessing import ARTERY_UNKNOWN
+from .config import AugmentConfig
+from .domain import blur_and_residue, render_tables
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:

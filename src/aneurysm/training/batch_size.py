@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from .losses import LossWeights, multitask_loss
 from ..data.arrays import StudyArrays
 from ..data.batches import prepare_batch
-from .config import TrainConfig
 from ..data.dataset import StudyDataset
+from .config import TrainConfig
+from .losses import LossWeights, multitask_loss
 
 #: every loss term on, so the batch found fits whatever the run's loss section weighs
 _EVERY_TASK = LossWeights(points=1.0, arteries=1.0)

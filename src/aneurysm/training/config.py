@@ -1,11 +1,11 @@
-"""Training settings: the ``train:`` and ``loss:`` sections of a YAML config.
+"""Training settings: the ``train:``, ``loss:`` and ``augment:`` sections of a YAML config.
 
 Light on purpose: reading a config must not import MONAI.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,3 +67,32 @@ class LossWeights:
     #: dense model: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
     #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
     map_gamma: float = 2.0
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    enabled: bool = True
+    mu_low: float = 0.6  # attenuation, relative to the rendered one
+    mu_high: float = 1.6
+    background_low: float = 0.72  # grey level of empty space, in [0, 1] (K-ium: 190-215 / 255)
+    background_high: float = 0.86
+    blur_max: float = 1.0  # Gaussian sigma, pixels
+    residue: float = 0.02  # amplitude of a smooth random field, as misregistered subtraction
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = True
+    affine_prob: float = 0.8
+    rotate_deg: float = 10.0
+    scale: float = 0.1
+    translate: float = 0.05  # fraction of the image size
+    contrast_prob: float = 0.5
+    contrast_gamma_low: float = 0.8
+    contrast_gamma_high: float = 1.25
+    noise_prob: float = 0.5
+    noise_std: float = 0.02
+    lr_swap: bool = True
+    lr_swap_prob: float = 0.5
+    #: projected external views only: re-rendered per batch (see ``domain``)
+    projections: DomainConfig = field(default_factory=DomainConfig)

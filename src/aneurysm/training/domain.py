@@ -12,21 +12,10 @@ rather than one renderer. Magnification and in-plane angle come from the affine 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class DomainConfig:
-    enabled: bool = True
-    mu_low: float = 0.6  # attenuation, relative to the rendered one
-    mu_high: float = 1.6
-    background_low: float = 0.72  # grey level of empty space, in [0, 1] (K-ium: 190-215 / 255)
-    background_high: float = 0.86
-    blur_max: float = 1.0  # Gaussian sigma, pixels
-    residue: float = 0.02  # amplitude of a smooth random field, as misregistered subtraction
+from .config import DomainConfig
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:

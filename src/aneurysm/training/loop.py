@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import functools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +19,21 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..metrics import safe_auroc
-from ..io.atomic import atomic_path, atomic_write_text
-from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..data.arrays import StudyArrays
-from .augment import AugmentConfig
-from .batch_size import auto_batch_size
-from .config import TrainConfig
 from ..data.dataset import StudyDataset
-from ..data.distributed import barrier, gather_list, per_rank_batch, rank_device, topology
+from ..data.distributed import (
+    barrier,
+    gather_list,
+    per_rank_batch,
+    rank_device,
+    topology,
+)
+from ..io.atomic import atomic_path, atomic_write_text
+from ..metrics import safe_auroc
+from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..model.predict import predict_arrays, resolve_device
+from .batch_size import auto_batch_size
+from .config import AugmentConfig, TrainConfig
 from .losses import LossWeights, multitask_loss
 from .steps import grad_scaler, train_epoch
 

@@ -82,7 +82,7 @@ def artery_loss(logits: torch.Tensor, target: torch.Tensor, view_mask: torch.Ten
 
 def footprint_points(target: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """(seen, u, v) per view from footprint cells: the centroid of the aneurysm cells, in [0, 1]
-    image coordinates; the global head's auxiliary target."""
+    image coordinates; the global model's auxiliary target."""
     h, w = target.shape[-2:]
     mass = target.flatten(-2).sum(-1).clamp_min(1e-6)
     ys, xs = torch.meshgrid(torch.arange(h, device=target.device),

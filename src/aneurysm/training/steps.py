@@ -13,8 +13,8 @@ from torch import nn
 
 from ..data.batches import prepare_batch
 from ..model.predict import autocast, resolve_device
-from .augment import AugmentConfig, augment_batch
-from .config import TrainConfig
+from .augment import augment_batch
+from .config import AugmentConfig, TrainConfig
 from .losses import LossWeights, multitask_loss
 
 

@@ -11,20 +11,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ExperimentConfig
-from ..metrics import accuracy_thresholds
-from ..io.atomic import atomic_write_text
-from ..model.checkpoint import load_init
-from ..model import build_model
-from ..preprocessing import ImageCache
-from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
+from ..config import ExperimentConfig, read_run_config
 from ..data.arrays import build_arrays, footprint_stride
 from ..data.distributed import barrier, init_from_env, main_first
 from ..data.folds import load_folds, make_folds, save_folds
+from ..io.atomic import atomic_write_text
+from ..metrics import accuracy_thresholds
+from ..model import build_model
+from ..model.checkpoint import load_init
+from ..preprocessing import ImageCache
+from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
 from ..training.loop import FoldResult, train_fold
-from ..config import read_run_config
-from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
 from ..training.steps import check_step_config
+from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
 
 
 def finetune(run_dir: str | Path, records: list[StudyRecord], config: ExperimentConfig,

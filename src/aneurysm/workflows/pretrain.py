@@ -19,22 +19,21 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, read_run_config
+from ..data.arrays import build_arrays, footprint_stride
+from ..data.distributed import barrier, init_from_env, main_first, rank_device, shard
 from ..errors import AneurysmError
-from ..metrics import bootstrap_auroc
 from ..io.atomic import atomic_write_text
-from ..model.checkpoint import read_checkpoint, save_checkpoint
+from ..metrics import bootstrap_auroc
 from ..model import build_model
+from ..model.checkpoint import read_checkpoint, save_checkpoint
+from ..model.predict import predict_arrays, resolve_device
 from ..preprocessing import ImageCache
 from ..projection import is_canonical, project_records
 from ..schema import StudyRecord, save_manifest
-from ..data.arrays import build_arrays, footprint_stride
-from ..data.distributed import barrier, init_from_env, main_first, rank_device, shard
 from ..training.loop import train_fold
-from ..config import read_run_config
-from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
-from ..model.predict import predict_arrays, resolve_device
 from ..training.steps import check_step_config
+from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
 
 CHECKPOINT = "pretrained.pt"
 

@@ -52,9 +52,9 @@ def report_run(run_dir: str | Path, n_boot: int = 2000, cases_per_kind: int = 4,
 
 def projected_montage(run_dir: Path) -> Path | None:
     """One positive case per source in the eight views, from the run's own manifest."""
+    from ..config import read_run_config
     from ..projection.preview import save_sources_preview
     from ..schema import load_manifest
-    from ..config import read_run_config
 
     records = load_manifest(run_dir / "records.json")
     sources: dict[str, list] = {}

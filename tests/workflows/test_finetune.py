@@ -9,12 +9,15 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
+from conftest import write_config
 from PIL import Image
 
 from aneurysm.cli.main import cli
 from aneurysm.schema import KIUM_COLUMNS
-from conftest import write_config
+
+pytestmark = pytest.mark.slow  # fine-tunes, predicts and evaluates end to end
 
 
 def _finetune(root, out, cfg, *extra):

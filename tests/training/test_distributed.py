@@ -20,9 +20,11 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_config
 
 from aneurysm.cli.main import cli
-from conftest import write_config
+
+pytestmark = pytest.mark.slow  # torchrun processes and full training runs
 
 
 @pytest.fixture

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_config
 
 from aneurysm.cli.main import cli
-from conftest import write_config
+
+pytestmark = pytest.mark.slow  # fine-tunes a run to report on
+
 
 FINETUNE_SECTIONS = {"summary", "presence", "locations", "curves", "cases", "held-out",
                      "provenance"}

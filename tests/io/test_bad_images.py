@@ -41,6 +41,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
         load_grayscale(path)
 
 
+@pytest.mark.slow
 def test_the_doctor_reports_a_bomb_and_does_not_crash(kium_root):
     (kium_root / "train_set" / "1001LI-A.jpg").write_bytes(_bomb_jpeg(30000, 30000))
     proc = subprocess.run([sys.executable, "-m", "aneurysm", "check", "--root", str(kium_root),
@@ -73,6 +74,7 @@ def test_border_bands_are_bounded(kium_root):
     assert out.shape == (64, 64) and out.std() > 5  # anatomy is left, not a strip of black
 
 
+@pytest.mark.slow
 def test_the_doctor_flags_inverted_images_and_bands_over_the_bound(kium_root):
     folder = kium_root / "train_set"
     view = _view(kium_root)

@@ -1,10 +1,16 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from aneurysm.cli.main import cli
-from aneurysm.registry import adapter_classes, get_adapter, register_adapter, source_root
+from aneurysm.registry import (
+    adapter_classes,
+    get_adapter,
+    register_adapter,
+    source_root,
+)
 
 
 def test_sources_lists_the_builtin_adapter():
@@ -48,6 +54,7 @@ def test_data_root_environment_variable(kium_root, monkeypatch):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_console_script_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "aneurysm", "check", "--root",
                            str(tmp_path / "x")], capture_output=True, text=True)
@@ -56,6 +63,7 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_finetune_init_with_junk_is_one_line_and_no_traceback(kium_root, tmp_path, cfg):
     (tmp_path / "junk.pt").write_text("this is no checkpoint\n")
     proc = subprocess.run([sys.executable, "-m", "aneurysm", "finetune", "--root", str(kium_root),

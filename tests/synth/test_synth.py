@@ -9,7 +9,13 @@ from aneurysm.io.images import image_channels, load_grayscale
 from aneurysm.schema import KIUM_COLUMNS, KIUM_VIEW_NAMES, LOCATION_NAMES
 from aneurysm.synth.anatomy import add_aneurysms, sample_anatomy
 from aneurysm.synth.cohort import PREVALENCE, sample_cohort_labels
-from aneurysm.synth.kium import SynthConfig, save_preview, write_kium
+from aneurysm.synth.kium import (
+    SIZES_FILE,
+    SynthConfig,
+    largest_radius,
+    save_preview,
+    write_kium,
+)
 
 
 def test_layout_columns_and_labels_consistent(kium_master):
@@ -26,6 +32,24 @@ def test_layout_columns_and_labels_consistent(kium_master):
     for idx in train["Index"]:
         for view in KIUM_VIEW_NAMES:
             assert (kium_master / "train_set" / f"{idx}{view}.jpg").is_file()
+
+
+def test_every_aneurysm_has_its_size_and_the_largest_is_read_per_patient(kium_master):
+    sizes = pd.read_csv(kium_master / SIZES_FILE)
+    train = pd.read_csv(kium_master / "train_set" / "train.csv").set_index("Index")
+    truth = pd.read_csv(kium_master / "groundtruth.csv").set_index("Index")
+    labels = pd.concat([train, truth])
+    for index, location, radius in zip(sizes["Index"], sizes["location"], sizes["radius_mm"]):
+        assert labels.loc[index, location] == 1 and 1.0 <= radius <= 7.0
+    per_patient = sizes.groupby("Index")["location"].apply(set)
+    for index, row in labels.iterrows():
+        named = {n for n in LOCATION_NAMES if row[n] == 1}
+        assert named == per_patient.get(index, set())
+    radius = largest_radius(kium_master, labels.index)
+    positive = labels["Aneurysm"].to_numpy() == 1
+    assert np.isnan(radius[~positive]).all() and not np.isnan(radius[positive]).any()
+    first = sizes["Index"].iloc[0]
+    assert radius[list(labels.index).index(first)] == sizes[sizes.Index == first].radius_mm.max()
 
 
 def test_images_look_like_dsa(kium_master):
@@ -64,6 +88,7 @@ def test_same_seed_same_bytes_and_existing_output_refused(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
+@pytest.mark.slow
 def test_messy_mode_reproduces_the_real_mess(tmp_path):
     root = write_kium(tmp_path / "m", SynthConfig(patients=6, test=0, seed=5, messy=True),
                       workers=2, progress=False)

@@ -6,14 +6,14 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from aneurysm_adapters.label_maps import RSNA2025, apply_rules
+from aneurysm_adapters.rsna2025 import parse_coordinates
 from click.testing import CliRunner
 
 from aneurysm.cli.main import cli
 from aneurysm.errors import DataError
 from aneurysm.registry import get_adapter
 from aneurysm.schema import LOCATION_NAMES
-from aneurysm_adapters.label_maps import RSNA2025, apply_rules
-from aneurysm_adapters.rsna2025 import parse_coordinates
 
 
 def _expected_counts(root):

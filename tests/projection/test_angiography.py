@@ -19,8 +19,8 @@ from aneurysm.projection.territory import grow_territories
 from aneurysm.projection.volume_prep import occupancy, resample_isotropic, vessel_bright
 from aneurysm.registry import get_adapter
 from aneurysm.schema import ARTERIES, TERRITORIES
-from aneurysm.training.augment import AugmentConfig, augment_batch
-from aneurysm.training.domain import DomainConfig
+from aneurysm.training.augment import augment_batch
+from aneurysm.training.config import AugmentConfig, DomainConfig
 
 
 @pytest.mark.parametrize("diameter", [2.0, 5.0, 9.0])
@@ -96,6 +96,7 @@ def test_left_carotid_territory_holds_no_right_or_posterior_artery(external_root
         assert ids_iso.max() <= len(ARTERIES)
 
 
+@pytest.mark.slow
 def test_projected_views_of_labelled_volumes_carry_artery_maps(external_root, tmp_path):
     records = get_adapter("topcow").load(external_root / "topcow")
     projected = project_records(records, tmp_path / "c", workers=1, progress=False).records
@@ -173,6 +174,7 @@ def test_domain_randomisation_re_renders_projected_views_only(projected):
     assert (vessel < background[..., None, None]).all()
 
 
+@pytest.mark.slow
 def test_parallel_projection_after_torch_ran_does_not_hang(external_root, tmp_path):
     """A worker forked after torch's OpenMP pool ran hangs in its first grid_sample; the
     workers run torch on one thread. A subprocess turns a hang into a failure."""

@@ -4,13 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from aneurysm.data.batches import prepare_batch
 from aneurysm.errors import AneurysmError
 from aneurysm.model import ModelConfig, build_model
-from aneurysm.model.checkpoint import load_init, load_model, read_checkpoint, save_checkpoint
+from aneurysm.model.checkpoint import (
+    load_init,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from aneurysm.model.dense import log1mexp, noisy_or_logit, pool_views, smooth_max
-from aneurysm.training.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
 from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
-from aneurysm.data.batches import prepare_batch
+from aneurysm.training.losses import map_loss, masked_bce, multitask_loss, noisy_or_loss
 
 VIEW_IDS = torch.tensor([[view_index(v) for v in KIUM_VIEW_NAMES]])
 MODELS = ("dense", "global")
@@ -308,3 +313,17 @@ def test_weak_alarms_add_up_and_an_absent_view_counts_nothing():
     assert torch.equal(pool_views(louder, mask), pool_views(weak, mask))
     louder[0, 2] = 3.0  # a present one's rises the study's
     assert pool_views(louder, mask) > pool_views(weak, mask)
+
+
+def test_a_checkpoint_from_before_the_registry_still_initialises(tmp_path):
+    """Its architecture named the model ``head``; today's name is ``model``."""
+    src = _model()
+    arch = src.config.architecture()
+    old = {"head": arch["model"], **{k: v for k, v in arch.items() if k != "model"}}
+    save_checkpoint(tmp_path / "old.pt", src, {"model": old})
+    dst = _model()
+    assert load_init(dst, tmp_path / "old.pt", {"model": arch}) == []
+    changed = {**old, "width": 99}
+    save_checkpoint(tmp_path / "other.pt", src, {"model": changed})
+    with pytest.raises(AneurysmError, match="width"):
+        load_init(_model(), tmp_path / "other.pt", {"model": arch})

@@ -3,9 +3,15 @@ import json
 import numpy as np
 import pytest
 
-from aneurysm.errors import AneurysmError
-from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, StudyRecord, ViewImage, fully_labelled
 from aneurysm.data.folds import load_folds, make_folds, save_folds
+from aneurysm.errors import AneurysmError
+from aneurysm.schema import (
+    KIUM_VIEW_NAMES,
+    LOCATION_NAMES,
+    StudyRecord,
+    ViewImage,
+    fully_labelled,
+)
 
 
 def _records(n_patients=60, seed=0):

@@ -1,12 +1,13 @@
 """The global head's optional auxiliary localisation target, read from the footprints."""
 
+import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_config
 
 from aneurysm.cli.main import cli
 from aneurysm.model import ModelConfig, build_model
 from aneurysm.training.losses import footprint_points
-from conftest import write_config
 
 
 def test_point_target_is_the_centroid_of_the_aneurysm_cells():
@@ -18,6 +19,7 @@ def test_point_target_is_the_centroid_of_the_aneurysm_cells():
     assert points[1, 0] == 0.0
 
 
+@pytest.mark.slow
 def test_pretrain_aux_weight_trains_the_point_head(external_root, tmp_path):
     cfg = write_config(tmp_path, model={"name": "global"})
 

@@ -3,7 +3,12 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
-from aneurysm.preprocessing import ImageCache, PreprocessConfig, border_bands, clean_angiogram
+from aneurysm.preprocessing import (
+    ImageCache,
+    PreprocessConfig,
+    border_bands,
+    clean_angiogram,
+)
 
 
 def _bordered_image(tmp_path):

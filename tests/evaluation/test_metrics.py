@@ -39,3 +39,19 @@ def test_intervals_bracket_the_estimate_and_skip_rare_locations():
     assert np.isnan(scores[7].auroc.value) and scores[7].positives == 1
     whole = bootstrap_auroc(truth[:, 3], probs[:, 3], n_boot=300)
     assert whole.value == pytest.approx(s.auroc.value) and whole.high - whole.low < 0.3
+
+
+def test_auroc_by_size_scores_each_bins_positives_against_every_negative():
+    from aneurysm.metrics import SIZE_BINS, scores_by_size
+
+    presence = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    radius = np.array([np.nan] * 4 + [1.5, 1.8, 2.5, 3.5, np.nan])  # the last: size unknown
+    # small ones ranked among the negatives, large ones above all of them
+    prob = np.array([0.1, 0.3, 0.5, 0.7, 0.2, 0.6, 0.8, 0.9, 0.95])
+    scores = {s.label: s for s in scores_by_size(presence, prob, radius, n_boot=50)}
+    assert [b[0] for b in SIZE_BINS] == list(scores)
+    small = scores["under 2 mm"]
+    assert (small.positives, small.negatives) == (2, 4)
+    assert small.auroc.value == pytest.approx((1 + 3) / 8)  # 0.2 beats 1 negative, 0.6 beats 3
+    assert scores["2-3 mm"].auroc.value == 1.0 and scores["3-4.5 mm"].positives == 1
+    assert scores["4.5 mm or more"].positives == 0 and np.isnan(scores["4.5 mm or more"].auroc.value)

@@ -4,6 +4,8 @@ mapping and the CSV reader that must hold for any input hypothesis can think of.
 import string
 
 import pytest
+from aneurysm_adapters.kium import header_problems, read_label_table
+from aneurysm_adapters.label_maps import RSNA2025, apply_rules
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,8 +14,6 @@ from aneurysm.cli.main import cli
 from aneurysm.errors import DataError
 from aneurysm.registry import get_adapter
 from aneurysm.schema import LOCATION_NAMES
-from aneurysm_adapters.kium import header_problems, read_label_table
-from aneurysm_adapters.label_maps import RSNA2025, apply_rules
 
 
 def _edit(text: str, case: str) -> str:

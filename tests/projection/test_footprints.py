@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from aneurysm.data.arrays import build_arrays
 from aneurysm.io.images import load_grayscale
 from aneurysm.preprocessing import (
     CELL_ANEURYSM,
@@ -22,10 +23,14 @@ from aneurysm.preprocessing import (
 )
 from aneurysm.projection import ProjectionConfig, project_records
 from aneurysm.projection.render import pose_rotation
-from aneurysm.projection.stage import (POSE_MARK, footprint_path, is_canonical, pose_angles,
-                                       read_positions)
+from aneurysm.projection.stage import (
+    POSE_MARK,
+    footprint_path,
+    is_canonical,
+    pose_angles,
+    read_positions,
+)
 from aneurysm.registry import get_adapter
-from aneurysm.data.arrays import build_arrays
 
 SHAPE = (80, 90, 90)  # x (left-right), y (posterior-anterior), z (inferior-superior), 1 mm
 CONFIG = ProjectionConfig(pixels=128, spacing_mm=1.0, fov_mm=120.0)

@@ -5,9 +5,9 @@ import hashlib
 import os
 import random
 import signal
-import time
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,6 +22,9 @@ sys.argv = ["aneurysm"] + sys.argv[2:]
 from aneurysm.cli.main import main
 main()
 """
+
+
+pytestmark = pytest.mark.slow  # real subprocesses killed and rerun
 
 
 def _digest(folder):

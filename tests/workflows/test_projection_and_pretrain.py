@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_config
 
 from aneurysm.cli.main import cli
 from aneurysm.config import load_config
@@ -18,7 +19,8 @@ from aneurysm.projection import ProjectionConfig, project_records
 from aneurysm.projection.stage import read_positions
 from aneurysm.registry import get_adapter
 from aneurysm.schema import KIUM_VIEW_NAMES
-from conftest import write_config
+
+pytestmark = pytest.mark.slow  # projects and pretrains end to end
 
 
 def _records(root):
@@ -90,7 +92,11 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     assert meta["sources"] == {"adam": 4, "cada": 2, "lausanne": 4, "rsna2025": 5, "topcow": 2}
     assert len(meta["labels"]) == 21 and "projection" in meta and "torch" in meta["versions"]
     # patient data hygiene: the RSNA DICOMs carry (fake) identifiers; no artefact holds them
-    from aneurysm.synth.dicom_writer import FAKE_BIRTH_DATE, FAKE_PATIENT_ID, FAKE_PATIENT_NAME
+    from aneurysm.synth.dicom_writer import (
+        FAKE_BIRTH_DATE,
+        FAKE_PATIENT_ID,
+        FAKE_PATIENT_NAME,
+    )
 
     scanned = 0
     for folder in (tmp_path / "pre", tmp_path / "cache"):

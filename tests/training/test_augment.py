@@ -3,10 +3,11 @@
 import pytest
 import torch
 
+from aneurysm.data.batches import mirror_location_scores, mirror_study, prepare_batch
 from aneurysm.preprocessing import CELL_ANEURYSM, CELL_BACKGROUND, CELL_UNKNOWN
 from aneurysm.schema import KIUM_VIEW_NAMES, LOCATION_NAMES, view_index
-from aneurysm.data.batches import mirror_location_scores, mirror_study, prepare_batch
-from aneurysm.training.augment import AugmentConfig, augment_batch
+from aneurysm.training.augment import augment_batch
+from aneurysm.training.config import AugmentConfig
 
 GEOMETRY_ONLY = AugmentConfig(affine_prob=1.0, rotate_deg=30, scale=0.2, translate=0.1,
                               contrast_prob=0.0, noise_prob=0.0, lr_swap=False)
