@@ -32,8 +32,8 @@ class BadCases:
 class VolumeSourceAdapter:
     """Base of the 3-D source adapters: iterate a source's cases, skip bad ones on request.
 
-    Subclasses yield one item per case from ``_items(root)`` (raising DataError for an unusable
-    root) and turn an item into a record in ``_case(item)`` (raising DataError for a bad case).
+    Subclasses yield one item per case from ``_items(root)`` of an existing folder (raising
+    DataError for an unusable root) and turn an item into a record in ``_case(item)`` (raising DataError for a bad case).
     """
 
     name = ""
@@ -47,9 +47,12 @@ class VolumeSourceAdapter:
 
     def load(self, root: str | Path, split: str = "train", skip_bad: bool = False
              ) -> list[StudyRecord]:
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(root, f"{self.name} root not found")
         bad = BadCases(skip_bad)
         records = []
-        for item in self._items(Path(root)):
+        for item in self._items(root):
             try:
                 records.append(self._case(item))
             except DataError as exc:

@@ -38,8 +38,6 @@ class AdamAdapter(VolumeSourceAdapter):
     folder_name = "adam"
 
     def _items(self, root: Path) -> Iterator[Path]:
-        if not root.is_dir():
-            raise DataError(root, "ADAM root not found")
         return iter(sorted(p for p in root.iterdir() if p.is_dir()))
 
     def _case(self, case: Path) -> StudyRecord:

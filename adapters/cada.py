@@ -21,8 +21,6 @@ class CadaAdapter(VolumeSourceAdapter):
     folder_name = "cada"
 
     def _items(self, root: Path) -> Iterator[Path]:
-        if not root.is_dir():
-            raise DataError(root, "CADA root not found")
         return iter(sorted(root.rglob("*_orig.nii.gz")))
 
     def _case(self, image: Path) -> StudyRecord:

@@ -32,12 +32,11 @@ from pathlib import Path
 import torch
 import yaml
 
+from aneurysm.bench.pipeline import (kium_root, measure_inference, measure_io, measure_loader,
+                                     measure_memory)
+from aneurysm.bench.training import measure_training, print_training
 from aneurysm.config import config_to_dict, load_config
-from aneurysm.training.steps import resolve_device
-
-from bench_pipeline import (kium_root, measure_inference, measure_io, measure_loader,
-                            measure_memory)
-from bench_training import measure_training, print_training
+from aneurysm.model.predict import resolve_device
 
 SECTIONS = ("training", "loader", "memory", "io", "inference")
 
@@ -49,7 +48,8 @@ def _med(values) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
-    ap.add_argument("--head", default=None, choices=("dense", "global"))
+    ap.add_argument("--model", "--head", dest="model", default=None, choices=("dense", "global"),
+                    help="model.name (default: the config's)")
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"))
     ap.add_argument("--batch-size", type=int, default=8, help="patients per step (8 views each)")
@@ -83,7 +83,7 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cache_dir = tempfile.mkdtemp(prefix="cache-", dir=work)  # cold for every invocation
-    config = load_config(args.config, {"model": {"head": args.head},
+    config = load_config(args.config, {"model": {"name": args.model},
                                        "preprocess": {"image_size": args.image_size},
                                        "train": {"precision": args.precision,
                                                  "device": args.device},

@@ -21,12 +21,11 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
+from aneurysm.bench.training import bare_loop, our_loop, study_loader, synthetic_arrays
 from aneurysm.config import load_config
+from aneurysm.data.batches import prepare_batch
 from aneurysm.model import build_model
-from aneurysm.training.augment import prepare_batch
-from aneurysm.training.steps import resolve_device
-
-from bench_training import bare_loop, our_loop, study_loader, synthetic_arrays
+from aneurysm.model.predict import resolve_device
 
 
 def main() -> None:
@@ -63,7 +62,7 @@ def main() -> None:
                                                       n, device)}
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-    print(f"{config.model.head} head, {config.preprocess.image_size} px, {args.batch_size} "
+    print(f"{config.model.name} model, {config.preprocess.image_size} px, {args.batch_size} "
           f"patients x 8 views, {config.train.precision}, {device}, loader workers "
           f"{args.workers}, {args.steps} steps per loop")
     for name, run in loops.items():

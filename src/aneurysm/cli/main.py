@@ -17,6 +17,7 @@ from ..errors import AneurysmError
 from ..registry import adapter_classes, get_adapter, source_root
 from ..data.distributed import topology
 from .options import parse_shard, speed_options
+from .study import study_group
 from .synth import synth_group
 
 console = Console(stderr=False)
@@ -396,6 +397,7 @@ def config_cmd(config_path) -> None:
 
 
 cli.add_command(synth_group)
+cli.add_command(study_group)
 
 
 def main() -> None:

@@ -6,8 +6,9 @@ preprocessed float batch and does forward, loss, backward and step, nothing else
 augmentation (or none) and the full multi-task loss. Rounds alternate (bare, ours without
 augmentation, ours with it), so a machine that slows down mid-run slows all three alike.
 
-Run through ``scripts/benchmark.py`` (the ``training`` section). Timing belongs in the scripts,
-never in the tests.
+Used by ``scripts/benchmark.py`` (the ``training`` section) and ``scripts/profile_training.py``,
+so it is a module rather than a script either imports. Timing belongs in those scripts, never
+in the tests.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from aneurysm.model import build_model
-from aneurysm.preprocessing import ARTERY_UNKNOWN, CELL_UNKNOWN
-from aneurysm.schema import KIUM_VIEW_NAMES, view_index
-from aneurysm.training.arrays import FOOTPRINT_STRIDE, StudyArrays
-from aneurysm.training.augment import prepare_batch
-from aneurysm.training.dataset import StudyDataset
-from aneurysm.training.steps import resolve_device, train_epoch
+from ..data.arrays import FOOTPRINT_STRIDE, StudyArrays
+from ..data.batches import prepare_batch
+from ..data.dataset import StudyDataset
+from ..model import build_model
+from ..preprocessing import ARTERY_UNKNOWN, CELL_UNKNOWN
+from ..schema import KIUM_VIEW_NAMES, view_index
+from ..training.steps import train_epoch
 
 
 def synthetic_arrays(n: int, size: int, seed: int = 0, projected: bool = False) -> StudyArrays:
@@ -131,7 +132,7 @@ def measure_training(config, device, batch_size: int, steps: int, rounds: int,
     rate = {name: [views / s for s in times] for name, times in seconds.items()}
     bare = rate["bare PyTorch loop"]
     return {
-        "setting": {"head": config.model.head, "image_size": size, "projected": projected,
+        "setting": {"model": config.model.name, "image_size": size, "projected": projected,
                     "precision": config.train.precision,
                     "batch": f"{batch_size} patients x {n_views} views",
                     "steps_per_round": steps, "rounds": rounds,
@@ -161,7 +162,7 @@ def step_flops(model, batch, precision: str) -> float:
 
 def print_training(result: dict, peak_tflops: float | None = None) -> None:
     st = result["setting"]
-    print(f"\ntraining overhead: {st['head']} head, {st['image_size']} px, {st['batch']} per "
+    print(f"\ntraining overhead: {st['model']} model, {st['image_size']} px, {st['batch']} per "
           f"step, {st['rounds']} alternating rounds of {st['steps_per_round']} steps"
           + (", projected studies" if st["projected"] else ""))
     print(f"  {'loop':34s} {'views/s (median, range)':>28s} {'ratio to bare (range)':>24s}")

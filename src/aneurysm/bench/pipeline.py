@@ -7,7 +7,7 @@
   loop over the same files, and the angiographic projection of that volume;
 - **inference**: per-patient latency of ``predict_run`` with every fold's model ensembled.
 
-Run through ``scripts/benchmark.py``; timing belongs in the scripts, never in the tests.
+Used by ``scripts/benchmark.py``; timing belongs in the scripts, never in the tests.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from torch.utils.data import DataLoader
 
-from aneurysm.preprocessing import ImageCache
-from aneurysm.registry import get_adapter
-from aneurysm.synth.kium import SynthConfig, write_kium
-from aneurysm.training.arrays import build_arrays
-from aneurysm.training.dataset import StudyDataset
-from aneurysm.training.steps import to_device
+from ..data.arrays import build_arrays
+from ..data.dataset import StudyDataset
+from ..preprocessing import ImageCache
+from ..registry import get_adapter
+from ..synth.kium import SynthConfig, write_kium
+from ..training.steps import to_device
 
 
 def kium_root(folder: Path, patients: int, test: int, size: int) -> Path:
@@ -80,7 +80,7 @@ _CHILD = """
 import json, resource, sys
 from aneurysm.config import load_config
 from aneurysm.registry import get_adapter
-from aneurysm.training.finetune import finetune
+from aneurysm.workflows.finetune import finetune
 root, n, out, cfg = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 records = get_adapter("kium").load(root, "train")[:n]
 finetune(out, records, load_config(cfg), folds=2, progress=False)
@@ -148,9 +148,9 @@ def bare_pydicom(folder: Path) -> np.ndarray:
 
 
 def measure_io(folder: Path, rounds: int, shape=(512, 512, 300)) -> dict:
-    from aneurysm.io.volumes import load_dicom_series
-    from aneurysm.projection import ProjectionConfig
-    from aneurysm.projection.render import project_volume
+    from ..io.volumes import load_dicom_series
+    from ..projection import ProjectionConfig
+    from ..projection.render import project_volume
 
     series = folder / f"dicom-{'x'.join(map(str, shape))}"
     if not series.is_dir():
@@ -177,7 +177,7 @@ def measure_io(folder: Path, rounds: int, shape=(512, 512, 300)) -> dict:
 
 
 def measure_inference(run: Path, root: Path, rounds: int) -> dict:
-    from aneurysm.inference.predict import predict_run
+    from ..inference.predict import predict_run
 
     records = get_adapter("kium").load(root, "test")
     folds = len(list(run.glob("fold_*/best.pt")))
