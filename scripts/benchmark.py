@@ -48,7 +48,7 @@ def _med(values) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
-    ap.add_argument("--model", "--head", dest="model", default=None, choices=("dense", "global"),
+    ap.add_argument("--model", default=None, choices=("dense", "global"),
                     help="model.name (default: the config's)")
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"))

@@ -88,3 +88,11 @@ def test_a_run_saved_in_the_older_words_reads_in_todays(tmp_path):
     with pytest.raises(ConfigError, match="this run used 0.99, which was removed"):
         read_run_config(tmp_path)
 
+
+
+def test_a_command_line_model_switch_drops_the_other_models_settings():
+    """A preset names model.dense settings; --model global (an override) must not carry them."""
+    config = load_config(CONFIGS / "gpu.yaml", {"model": {"name": "global"}})
+    assert config.model.name == "global" and config.model.embed_dim == 256
+    assert config.model.settings.backbone == "timm/test_resnet"
+    assert load_config(CONFIGS / "gpu.yaml", {"model": {"name": None}}).model.settings.width == 32

@@ -171,7 +171,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict] | Non
             raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     for section, entries in (overrides or {}).items():
         values.setdefault(section, {})
-        values[section].update({k: v for k, v in entries.items() if v is not None})
+        entries = {k: v for k, v in entries.items() if v is not None}
+        old = values[section].get("name", "dense") if section == "model" else None
+        if old is not None and entries.get("name", old) != old:  # another model's settings
+            values[section].pop(old, None)
+        values[section].update(entries)
     return _build(cls, values, str(path) if path else "config")
 
 

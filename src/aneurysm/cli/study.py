@@ -1,7 +1,7 @@
 """``aneurysm study``: arms of the config side by side over seeds, and analyses of their runs.
 
 Thin on purpose: options are parsed here and the work is ``aneurysm.studies``'s, imported
-inside each command so that ``aneurysm --help`` does not load torch.
+inside each command so that ``aneurysm --help`` does not pay for the studies' imports.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""3-D volumes -> angiography-like 2-D views: canonical frame, isotropic grid, vessel-bright
-intensities, inverted maximum-intensity projections, projected aneurysm positions, cached."""
+"""3-D volumes -> angiography-like 2-D views: canonical frame, isotropic grid, a C-arm's cone
+beam through each injection's territory, a registry of projection modes (``modes``: DRR by
+default), projected footprints and aneurysm positions, cached."""
 
 from .config import ProjectionConfig
 from .render import project_volume

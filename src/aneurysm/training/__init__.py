@@ -1,1 +1,2 @@
-"""Training: study arrays from the cache, augmentation, patient-level folds, the fold loop."""
+"""Training: the fold loop (epochs, checkpoints, resume), the step (augmentation on the device,
+precision, accumulation), the losses, and the train/loss/augment settings."""

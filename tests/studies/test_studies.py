@@ -17,7 +17,7 @@ from aneurysm.studies.plan import arm_values, measured, plan
 from aneurysm.studies.spec import Study, StudyError, load_study, study_from_mapping
 from aneurysm.studies.tables import differences, markdown, mean_sd, write_tables
 
-STUDIES = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.yaml"))
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "configs" / "studies").glob("*.yaml"))
 #: tiny and fast: 32 px, one epoch, a handful of synthetic volumes, one process's threads
 TINY = {"data": {"workers": 1}, "preprocess": {"image_size": 32}, "model": {"embed_dim": 32},
         "train": {"epochs": 1, "pretrain_epochs": 1, "batch_size": 4, "threads": 1}}
