@@ -298,7 +298,7 @@ def test_a_finished_run_loads_back_and_its_analyses_run(tiny_study, tmp_path):
         val = [records[s] for s in splits[source]["val"]]
         assert bins[source]["all sizes: cases"] == sum(r["presence"] == 1 for r in val)
         assert bins[source]["negatives"] == sum(r["presence"] == 0 for r in val)
-        assert sum(bins[source][f"{t}: cases"] for t in ("< 2 mm", "2-3 mm", ">= 3 mm")) == \
+        assert sum(bins[source][f"{t}: cases"] for t in ("under 2 mm", "2-3 mm", "3-4.5 mm", "4.5 mm or more")) == \
             bins[source]["all sizes: cases"]
 
     broken = tmp_path / "broken"

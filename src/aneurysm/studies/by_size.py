@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import safe_auroc
+from ..metrics import SIZE_BINS, safe_auroc
 from .runs import LoadedRun, load_run
 from .tables import mean_sd
 
 MASKED = ("adam", "lausanne")  # sources with lesion masks and aneurysm-free cases
-BINS = ((0.0, 2.0, "< 2 mm"), (2.0, 3.0, "2-3 mm"), (3.0, math.inf, ">= 3 mm"))
+#: the bins every by-size table uses (``metrics.SIZE_BINS``), as (low, high, label)
+BINS = tuple((low, high, label) for label, low, high in SIZE_BINS)
 TAGS = [tag for *_, tag in BINS] + ["all sizes"]
 
 
