@@ -9,13 +9,8 @@ from aneurysm.io.images import image_channels, load_grayscale
 from aneurysm.schema import KIUM_COLUMNS, KIUM_VIEW_NAMES, LOCATION_NAMES
 from aneurysm.synth.anatomy import add_aneurysms, sample_anatomy
 from aneurysm.synth.cohort import PREVALENCE, sample_cohort_labels
-from aneurysm.synth.kium import (
-    SIZES_FILE,
-    SynthConfig,
-    largest_radius,
-    save_preview,
-    write_kium,
-)
+from aneurysm.schema.sizes import SIZES_FILE, largest_radius
+from aneurysm.synth.kium import SynthConfig, save_preview, write_kium
 
 
 def test_layout_columns_and_labels_consistent(kium_master):
@@ -45,7 +40,7 @@ def test_every_aneurysm_has_its_size_and_the_largest_is_read_per_patient(kium_ma
     for index, row in labels.iterrows():
         named = {n for n in LOCATION_NAMES if row[n] == 1}
         assert named == per_patient.get(index, set())
-    radius = largest_radius(kium_master, labels.index)
+    radius = largest_radius(kium_master / SIZES_FILE, labels.index)
     positive = labels["Aneurysm"].to_numpy() == 1
     assert np.isnan(radius[~positive]).all() and not np.isnan(radius[positive]).any()
     first = sizes["Index"].iloc[0]

@@ -349,15 +349,18 @@ def _test_records(input_dir: Path):
 @click.option("--truth", type=click.Path(dir_okay=False), required=True)
 @click.option("--pred", type=click.Path(dir_okay=False), required=True)
 @click.option("--bootstrap", default=2000, show_default=True)
+@click.option("--sizes", type=click.Path(dir_okay=False), default=None,
+              help="Aneurysm sizes (Index, location, radius_mm) for the AUROC by size "
+                   "(default: aneurysm_sizes.csv beside TRUTH, if there is one).")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), default=None,
               help="The run that made PRED: keep the score with it and rewrite its "
                    "report.html with the held-out figures beside the CV ones.")
-def evaluate_cmd(truth, pred, bootstrap, run_dir) -> None:
+def evaluate_cmd(truth, pred, bootstrap, sizes, run_dir) -> None:
     """Official K-ium metrics of an output.csv against ground truth, matched by Index."""
     from ..evaluation.official import evaluate_files
     from .render import print_evaluation
 
-    evaluation = evaluate_files(truth, pred, bootstrap)
+    evaluation = evaluate_files(truth, pred, bootstrap, sizes)
     print_evaluation(console, evaluation)
     if run_dir:
         from ..workflows.reporting import report_run, save_evaluation

@@ -87,6 +87,20 @@ def print_evaluation(console: Console, e) -> None:
     for s in e.locations:
         loc.add_row(s.name, str(s.positives), _f(s.auroc), _f(s.average_precision))
     console.print(loc)
+    print_by_size(console, e.by_size)
+
+
+def print_by_size(console: Console, scores) -> None:
+    """The presence AUROC by aneurysm size, where the truth knew sizes (else nothing)."""
+    if not any(s.positives for s in scores):
+        return
+    sizes = Table(title="held-out AUROC by the largest aneurysm's radius (each bin's positives "
+                        "against every negative)")
+    for col in ("radius", "positives", "negatives", "AUROC [95% CI]"):
+        sizes.add_column(col, justify="left" if col == "radius" else "right")
+    for s in scores:
+        sizes.add_row(s.label, str(s.positives), str(s.negatives), str(s.auroc))
+    console.print(sizes)
 
 
 def print_demo(console: Console, d) -> None:
@@ -99,14 +113,7 @@ def print_demo(console: Console, d) -> None:
                   f"{_f(d.held_out.official['location_accuracy'])} "
                   f"({_f(d.held_out.official['location_accuracy_all_zeros'])})")
     console.print(table)
-    if any(s.positives for s in d.by_size):
-        sizes = Table(title="held-out AUROC by the largest aneurysm's radius (each bin's "
-                            "positives against every negative)")
-        for col in ("radius", "positives", "negatives", "AUROC [95% CI]"):
-            sizes.add_column(col, justify="left" if col == "radius" else "right")
-        for s in d.by_size:
-            sizes.add_row(s.label, str(s.positives), str(s.negatives), str(s.auroc))
-        console.print(sizes)
+    print_by_size(console, d.by_size)
     console.print(f"open in a browser: {d.out / 'run' / 'report.html'} (and "
                   f"{d.out / 'pretrain' / 'report.html'} for pretraining)"
                   if (d.out / "pretrain" / "report.html").is_file()

@@ -11,11 +11,14 @@ from ..errors import DataError
 from ..metrics import (
     Interval,
     LocationScore,
+    SizeScore,
     bootstrap_auroc,
     official_scores,
     per_location,
+    scores_by_size,
 )
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES
+from ..schema.sizes import SIZES_FILE, largest_radius
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class Evaluation:
     presence: Interval
     official: dict[str, float]
     locations: list[LocationScore]
+    #: presence AUROC by the largest aneurysm's radius, where a sizes table says it
+    by_size: tuple[SizeScore, ...] = ()
 
 
 def read_table(path: Path, what: str) -> pd.DataFrame:
@@ -40,15 +45,21 @@ def read_table(path: Path, what: str) -> pd.DataFrame:
     return table.set_index("Index")
 
 
-def evaluate_files(truth_path: str | Path, pred_path: str | Path, n_boot: int = 2000) -> Evaluation:
+def evaluate_files(truth_path: str | Path, pred_path: str | Path, n_boot: int = 2000,
+                   sizes_path: str | Path | None = None) -> Evaluation:
+    """``sizes_path``: an aneurysm sizes table (``schema.sizes``); by default the one beside the
+    ground truth, if there is one."""
     truth_path, pred_path = Path(truth_path), Path(pred_path)
+    if sizes_path is None and (truth_path.parent / SIZES_FILE).is_file():
+        sizes_path = truth_path.parent / SIZES_FILE
     return evaluate_tables(read_table(truth_path, "ground truth"),
                            read_table(pred_path, "prediction"),
-                           truth_path, pred_path, n_boot)
+                           truth_path, pred_path, n_boot, sizes_path)
 
 
 def evaluate_tables(truth: pd.DataFrame, pred: pd.DataFrame, truth_path: str | Path,
-                    pred_path: str | Path, n_boot: int = 2000) -> Evaluation:
+                    pred_path: str | Path, n_boot: int = 2000,
+                    sizes_path: str | Path | None = None) -> Evaluation:
     """Both tables indexed by Index with the 23 columns; the paths name them in errors."""
     truth_path, pred_path = Path(truth_path), Path(pred_path)
     only_truth = sorted(set(truth.index) - set(pred.index))
@@ -61,5 +72,7 @@ def evaluate_tables(truth: pd.DataFrame, pred: pd.DataFrame, truth_path: str | P
     p = pred["Aneurysm"].to_numpy(float)
     t_loc = truth[list(LOCATION_NAMES)].to_numpy(float)
     p_loc = pred[list(LOCATION_NAMES)].to_numpy(float)
+    by_size = () if sizes_path is None else tuple(
+        scores_by_size(y, p, largest_radius(sizes_path, truth.index), n_boot=min(n_boot, 1000)))
     return Evaluation(len(truth), bootstrap_auroc(y, p, n_boot=n_boot),
-                      official_scores(y, p, t_loc, p_loc), per_location(t_loc, p_loc))
+                      official_scores(y, p, t_loc, p_loc), per_location(t_loc, p_loc), by_size)

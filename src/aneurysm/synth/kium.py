@@ -16,12 +16,11 @@ from tqdm import tqdm
 from ..errors import AneurysmError
 from ..io.images import write_image
 from ..schema import KIUM_COLUMNS, KIUM_VIEWS, LOCATION_NAMES
+from ..schema.sizes import SIZE_COLUMNS, SIZES_FILE
 from .anatomy import add_aneurysms, sample_anatomy
 from .cohort import PREVALENCE, sample_cohort_labels, sample_indices
 from .dsa import render_dsa, sample_pose
 
-#: Each aneurysm's radius in mm, beside groundtruth.csv: the truth the AUROC by size reads.
-SIZES_FILE = "aneurysm_sizes.csv"
 #: Image sizes (width, height) seen in the real data, used by ``messy``.
 REAL_SIZES: tuple[tuple[int, int], ...] = (
     (720, 720), (776, 776), (960, 960), (1024, 1024), (940, 750), (1000, 800), (1250, 1000),
@@ -188,22 +187,9 @@ def _write_marks(path: Path, jobs: list[_PatientJob], marks: list[dict]) -> None
 
 def _write_sizes(path: Path, jobs: list[_PatientJob], sizes: list[dict[str, float]]) -> None:
     """Each aneurysm's radius in mm: what the AUROC by size is read from."""
-    rows = [(job.index, Path(job.folder).name, loc, round(r, 2))
+    rows = [(job.index, Path(job.folder).name, loc, round(r, 2))  # Index, set, location, radius
             for job, s in zip(jobs, sizes) for loc, r in sorted(s.items())]
-    pd.DataFrame(rows, columns=["Index", "set", "location", "radius_mm"]).to_csv(path,
-                                                                                index=False)
-
-
-def largest_radius(root: str | Path, index: "pd.Index | list[int]") -> np.ndarray:
-    """Per patient of ``index``: the radius in mm of its largest aneurysm, NaN for none (or for a
-    root written before sizes were recorded: then all NaN)."""
-    path = Path(root) / SIZES_FILE
-    out = pd.Series(np.nan, index=list(index), dtype=float)
-    if path.is_file():
-        table = pd.read_csv(path)
-        largest = table.groupby("Index")["radius_mm"].max()
-        out.update(largest[largest.index.isin(out.index)])
-    return out.to_numpy()
+    pd.DataFrame(rows, columns=["Index", "set", *SIZE_COLUMNS[1:]]).to_csv(path, index=False)
 
 
 def save_preview(root: str | Path, path: str | Path, index: int | None = None) -> Path:

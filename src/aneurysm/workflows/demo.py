@@ -26,12 +26,12 @@ from ..evaluation.official import (
 )
 from ..evaluation.report import RunReport, write_report
 from ..inference.predict import predict_run
-from ..metrics import SizeScore, scores_by_size
+from ..metrics import SizeScore
 from ..quality import DoctorReport, run_doctor
 from ..registry import get_adapter
 from ..sources import load_sources
 from ..synth.external import ExternalSynthConfig, write_external
-from ..synth.kium import SynthConfig, largest_radius, write_kium
+from ..synth.kium import SynthConfig, write_kium
 from .finetune import finetune
 from .pretrain import CHECKPOINT, SourceScore, pretrain
 from .reporting import report_run, save_evaluation
@@ -51,7 +51,7 @@ class DemoResult:
     seconds: float
     maps: Path | None
     steps: list[tuple[str, float]]  # (step, seconds)
-    by_size: list[SizeScore] = ()  # held-out AUROC by the largest aneurysm's radius
+    by_size: tuple[SizeScore, ...] = ()  # held-out AUROC by the largest aneurysm's radius
 
 
 def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60, seed: int = 0,
@@ -108,14 +108,11 @@ def run_demo(out: str | Path = "runs/demo", patients: int = 160, test: int = 60,
                                 predicted.probabilities.set_index("Index"), truth, output)
         save_evaluation(run, held_out)
         report_run(run, report=report)
-        table = read_table(truth, "ground truth")
-        scored = read_table(output, "prediction").loc[table.index]
-        by_size = scores_by_size(table["Aneurysm"].to_numpy(), scored["Aneurysm"].to_numpy(),
-                                 largest_radius(data, table.index))
+
     defined = [s.auroc for s in probs.locations if not math.isnan(s.auroc)]
     return DemoResult(out, doctor, report, held_out,
                       float(np.mean(defined)) if defined else math.nan, scores,
-                      time.time() - start, maps, steps.done, by_size)
+                      time.time() - start, maps, steps.done, held_out.by_size)
 
 
 class _Steps:
