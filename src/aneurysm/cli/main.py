@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..config import config_to_dict, load_config
+from ..config import load_config
+from ..data.distributed import topology
 from ..errors import AneurysmError
 from ..registry import adapter_classes, get_adapter, source_root
-from ..data.distributed import topology
+from .demo import config_cmd, demo_cmd
 from .options import parse_shard, speed_options
 from .study import study_group
 from .synth import synth_group
@@ -369,38 +369,10 @@ def evaluate_cmd(truth, pred, bootstrap, sizes, run_dir) -> None:
         console.print(f"written: {report_run(run_dir, bootstrap).html}")
 
 
-@cli.command("demo")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True)
-@click.option("--patients", default=160, show_default=True)
-@click.option("--test", "test", default=60, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
-@click.option("--no-pretrain", is_flag=True, help="Fine-tune from scratch (no external data).")
-@click.option("--force", is_flag=True, help="Replace an earlier demo in OUT.")
-def demo_cmd(out, patients, test, seed, config_path, epochs, no_pretrain, force) -> None:
-    """Run the main job end to end on built-in synthetic data."""
-    from ..workflows.demo import run_demo
-    from .render import print_demo, print_source_scores
-
-    config = load_config(config_path, {"train": {"epochs": epochs}})
-    kwargs = {"external": None} if no_pretrain else {}
-    result = run_demo(out, patients=patients, test=test, seed=seed, config=config, force=force,
-                      log=console.print, **kwargs)
-    if result.pretrain_scores:
-        print_source_scores(console, result.pretrain_scores, 0)
-    print_demo(console, result)
-
-
-@cli.command("config")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
-def config_cmd(config_path) -> None:
-    """Print the resolved configuration (defaults + YAML) as YAML."""
-    click.echo(yaml.safe_dump(config_to_dict(load_config(config_path)), sort_keys=False))
-
-
 cli.add_command(synth_group)
 cli.add_command(study_group)
+cli.add_command(demo_cmd)
+cli.add_command(config_cmd)
 
 
 def main() -> None:
