@@ -13,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from aneurysm.metrics import SIZE_BINS
 from aneurysm.studies.plan import arm_values, measured, plan
 from aneurysm.studies.spec import Study, StudyError, load_study, study_from_mapping
 from aneurysm.studies.tables import differences, markdown, mean_sd, write_tables
@@ -322,6 +323,10 @@ def test_a_fine_tuning_study_runs_in_two_processes(tmp_path):
     rows = {r["arm"]: r["metrics"]
             for r in json.loads((tmp_path / "o" / "tiny.results.json").read_text())["rows"]}
     assert not math.isnan(rows["scratch"]["held-out AUROC"])
+    for label, *_ in SIZE_BINS:  # the synthetic truth knows every size
+        assert f"held-out AUROC, {label}" in rows["scratch"]
+    table = (tmp_path / "o" / "tiny.md").read_text()
+    assert "Paired differences per seed, held-out AUROC, 2-3 mm" in table
     assert "pretraining: adam val AUROC" in rows["pretrained"]
     assert "pretraining: adam val AUROC" not in rows["scratch"]
     splits = list((tmp_path / "o" / "seed_0").glob("splits_*.json"))

@@ -94,9 +94,12 @@ def _finetune(job: Job, config) -> dict:
         "held-out AUROC": held.presence.value,
         "CV AUROC, final epoch": report.presence_last_epoch.value,
         "mean per-location AUROC, held-out": (float(np.mean(locations)) if locations
-                                              else math.nan)},
+                                              else math.nan),
+        # by the largest aneurysm's radius: the synthetic K-ium truth knows every size
+        **{f"held-out AUROC, {s.label}": s.auroc.value for s in held.by_size}},
         "details": {"held_out_ci": [held.presence.low, held.presence.high],
-                    "locations_defined": len(locations)}}
+                    "locations_defined": len(locations),
+                    "positives_by_size": {s.label: s.positives for s in held.by_size}}}
 
 
 def write_splits(job: Job) -> None:

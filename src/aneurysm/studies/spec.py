@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ..errors import AneurysmError
+from ..metrics import SIZE_BINS
 
 #: "pretrain": arms are pretrainings, scored on pretraining's own validation split per source;
 #: "finetune": arms are fine-tunings on synthetic K-ium (from a pretraining where the arm says
@@ -27,11 +28,13 @@ COLUMNS = {
     "pretrain": [*(f"{s} val AUROC" for s in NEGATIVE_SOURCES), "train AUROC, last epoch",
                  "map peaks on the aneurysm", "minutes"],
     "finetune": ["held-out AUROC", "CV AUROC, final epoch", "mean per-location AUROC, held-out",
+                 *(f"held-out AUROC, {label}" for label, *_ in SIZE_BINS),
                  *(f"pretraining: {s} val AUROC" for s in NEGATIVE_SOURCES), "minutes"],
 }
 #: the metrics paired per seed, per kind (one table each)
 COMPARED = {"pretrain": ["mean val AUROC"],
-            "finetune": ["held-out AUROC", "mean per-location AUROC, held-out"]}
+            "finetune": ["held-out AUROC", "mean per-location AUROC, held-out",
+                         "held-out AUROC, under 2 mm", "held-out AUROC, 2-3 mm"]}
 _KIUM_KEYS = ("patients", "test", "image_size")
 
 
