@@ -126,7 +126,7 @@ def migrate(values: dict) -> dict:
     name = model.pop("head", None) or model.get("name", "dense")
     model["name"] = name
     for (section, key), new in RENAMED.items():
-        if key in values.get(section, {}) and section in values:
+        if key in values.get(section, {}):
             value = values[section].pop(key)
             target, *rest = new.split(".")
             if target == "model" and rest[0] != name:  # another model's setting: not used
@@ -172,11 +172,18 @@ def load_config(path: str | Path | None = None, overrides: dict[str, dict] | Non
     for section, entries in (overrides or {}).items():
         values.setdefault(section, {})
         entries = {k: v for k, v in entries.items() if v is not None}
-        old = values[section].get("name", "dense") if section == "model" else None
-        if old is not None and entries.get("name", old) != old:  # another model's settings
-            values[section].pop(old, None)
+        if section == "model":
+            _switch_model(values[section], entries)
         values[section].update(entries)
     return _build(cls, values, str(path) if path else "config")
+
+
+def _switch_model(model: dict, entries: dict) -> None:
+    """An override naming another model drops the settings of the one it replaces (a preset's
+    ``model.dense:``), which that model would refuse as unknown keys."""
+    old = model.get("name", "dense")
+    if entries.get("name", old) != old:
+        model.pop(old, None)
 
 
 def with_overrides(config: T, overrides: dict[str, dict]) -> T:
@@ -186,9 +193,8 @@ def with_overrides(config: T, overrides: dict[str, dict]) -> T:
     for section, entries in overrides.items():
         if section not in values:
             raise ConfigError(f"config: unknown section {section!r}; valid: {sorted(values)}")
-        name = entries.get("name") if section == "model" else None
-        if name is not None and name != values["model"]["name"]:  # another model's settings
-            del values["model"][values["model"]["name"]]
+        if section == "model":
+            _switch_model(values[section], entries)
         for key, value in entries.items():
             if isinstance(value, dict) and isinstance(values[section].get(key), dict):
                 values[section][key].update(value)

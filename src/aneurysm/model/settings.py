@@ -5,7 +5,7 @@ Light on purpose: reading a config must not import MONAI or timm.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 
@@ -77,7 +77,9 @@ class GlobalSettings:
 @dataclass(frozen=True)
 class NoSettings:
     """For a registered model that has no settings of its own."""
-    backbone_name: str = field(default="", init=False)
+    @property
+    def backbone_name(self) -> str:
+        return ""
 
     def architecture(self) -> dict:
         return {}
