@@ -2,7 +2,7 @@
 
 - **loader**: studies/s from JPEGs into a cold cache, from the warm cache, and from memory into
   augmented device batches (what every training step waits on);
-- **memory**: peak resident memory of ``finetune`` at N and 4N patients, each in a fresh process;
+- **memory**: peak resident memory of ``finetune`` at N and scale x N patients, each in a fresh process;
 - **io**: a 512 x 512 x 300 DICOM series read by ``load_dicom_series`` against a bare pydicom
   loop over the same files, and the angiographic projection of that volume;
 - **inference**: per-patient latency of ``predict_run`` with every fold's model ensembled.
@@ -91,10 +91,11 @@ print(json.dumps({"patients": len(records),
 """
 
 
-def measure_memory(root: Path, n: int, folder: Path, config_path: Path) -> dict:
-    """Peak RSS of a 2-fold, 1-epoch ``finetune`` at n and 4n patients, fresh processes."""
+def measure_memory(root: Path, n: int, folder: Path, config_path: Path, scale: int = 5) -> dict:
+    """Peak RSS of a 2-fold, 1-epoch ``finetune`` at n and scale x n patients, fresh
+    processes."""
     peaks, children = {}, {}
-    for patients in (n, 4 * n):
+    for patients in (n, scale * n):
         proc = subprocess.run([sys.executable, "-c", _CHILD, str(root), str(patients),
                                str(folder / f"mem-{patients}"), str(config_path)],
                               capture_output=True, text=True)
@@ -103,8 +104,8 @@ def measure_memory(root: Path, n: int, folder: Path, config_path: Path) -> dict:
         line = json.loads(proc.stdout.strip().splitlines()[-1])
         peaks[patients] = line["peak_rss_mb"]
         children[patients] = line["children_peak_rss_mb"]
-    small, large = peaks[n], peaks[4 * n]
-    return {"peak_rss_mb": peaks, "growth_4x": large / small - 1.0,
+    small, large = peaks[n], peaks[scale * n]
+    return {"peak_rss_mb": peaks, "growth": large / small - 1.0, "scale": scale,
             "loader_workers_peak_rss_mb": children}
 
 

@@ -27,6 +27,7 @@ from ..data.arrays import FOOTPRINT_STRIDE, StudyArrays
 from ..data.batches import prepare_batch
 from ..data.dataset import StudyDataset
 from ..model import build_model
+from ..model.predict import run_model
 from ..preprocessing import ARTERY_UNKNOWN, CELL_UNKNOWN
 from ..schema import KIUM_VIEW_NAMES, view_index
 from ..training.steps import train_epoch
@@ -60,7 +61,7 @@ def bare_loop(model, batch, steps: int, precision: str = "fp32") -> float:
     start = time.perf_counter()
     for _ in range(steps):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+            out = run_model(model, batch)
             loss = (F.binary_cross_entropy_with_logits(out["presence"].float(), batch["presence"])
                     + F.binary_cross_entropy_with_logits(out["locations"].float(),
                                                          batch["locations"]))
@@ -154,7 +155,7 @@ def step_flops(model, batch, precision: str) -> float:
     device = batch["images"].device
     with counter, torch.autocast(device.type, dtype=torch.bfloat16,
                                  enabled=precision == "bf16"):
-        out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+        out = run_model(model, batch)
         (out["presence"].float().sum() + out["locations"].float().sum()).backward()
     model.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())

@@ -219,6 +219,9 @@ def preprocess_cmd(source, root, data_root, config_path, image_size, cache_dir, 
     paths = sorted(paths)[k::n]
     cache = ImageCache(config.data.cache_dir, config.preprocess)
     errors = cache.warm(paths, workers=config.data.workers or None)
+    if config.preprocess.fine():  # the second look's source, keyed alike
+        fine = ImageCache(config.data.cache_dir, config.preprocess.fine())
+        fine.warm([p for p in paths if p not in errors], workers=config.data.workers or None)
     for path, problem in errors.items():
         console.print(f"[yellow]warning[/]: {path}: {problem}")
     if errors and not skip_bad:

@@ -23,6 +23,7 @@ from ..preprocessing import (
 from ..projection.stage import artery_path, footprint_path, read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
 from .distributed import barrier, shard, topology
+from .fine import FineViews, fine_views
 
 #: Footprints are kept on a grid of (image size / this): the dense model's default map stride.
 #: A model whose map is coarser pools them (``losses.on_map_grid``); a finer one asks for its own.
@@ -50,6 +51,10 @@ class StudyArrays:
     #: 0 none, ARTERY_UNKNOWN where the source labels no arteries
     arteries: np.ndarray
     projected: np.ndarray  # (N,) bool: views rendered from a 3-D volume, not a real angiograph
+    #: (M, V, F, F) uint8 views at ``preprocess.fine_size``, on disk (``data.fine``), and each
+    #: study's row in it: a subset shares the file instead of copying its rows into RAM
+    fine: FineViews | None = None
+    fine_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.study_ids)
@@ -59,7 +64,12 @@ class StudyArrays:
         return StudyArrays(
             [self.study_ids[i] for i in idx], [self.patient_ids[i] for i in idx],
             *(getattr(self, f)[idx] for f in _ARRAY_FIELDS),
+            fine=self.fine, fine_rows=None if self.fine is None else self.fine_rows[idx],
         )
+
+    def fine_view(self, i: int) -> np.ndarray | None:
+        """Study ``i``'s (V, F, F) fine views, read from their file; None without them."""
+        return None if self.fine is None else self.fine[int(self.fine_rows[i])]
 
 
 _ARRAY_FIELDS = ("images", "view_ids", "view_mask", "presence", "presence_known", "locations",
@@ -108,7 +118,8 @@ def footprint_stride(map_stride: int) -> int:
 
 def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool = False,
                  workers: int | None = None, progress: bool = True,
-                 shared: bool = False, footprint_stride: int = FOOTPRINT_STRIDE
+                 shared: bool = False, footprint_stride: int = FOOTPRINT_STRIDE,
+                 fine_cache: ImageCache | None = None,
                  ) -> tuple[StudyArrays, list[Skipped], list[str]]:
     """Arrays for ``records``; returns (arrays, skipped image files, dropped study ids).
 
@@ -116,7 +127,8 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     absent and counted. A study left with no usable view is dropped (and counted) under
     ``skip_bad``, an error otherwise. ``shared``: every torchrun rank is calling this with the
     same records, so each preprocesses its share into the one cache first. Footprints and
-    artery maps come on a grid of ``footprint_stride`` pixels per cell.
+    artery maps come on a grid of ``footprint_stride`` pixels per cell. ``fine_cache`` (the
+    second cache, at ``preprocess.fine_size``) adds the memory-mapped fine views.
     """
     paths = sorted({v.path for r in records for v in r.views if v.path})
     if shared and topology().distributed:  # every rank calls: each fills its share of the cache
@@ -175,4 +187,15 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
         footprints=footprints, arteries=arteries,
         projected=np.array([r.volume is not None for r in kept], dtype=bool),
     )
+    if fine_cache is not None:
+        arrays.fine = fine_views(kept, fine_cache, n_views, errors, images, workers=workers,
+                                 progress=progress, shared=shared)
+        arrays.fine_rows = None if arrays.fine is None else np.arange(n)
     return arrays, skipped, dropped
+
+
+def image_caches(cache_dir: str, config) -> tuple[ImageCache, ImageCache | None]:
+    """The first stage's cache and, where ``config.fine_size`` asks for one, the second look's
+    (``config``: the ``preprocess:`` settings)."""
+    fine = config.fine()
+    return ImageCache(cache_dir, config), (ImageCache(cache_dir, fine) if fine else None)

@@ -17,16 +17,18 @@ FLIP_ON_MIRROR = torch.tensor([v.projection == "frontal" for v in VIEW_TYPES])
 _PERM = torch.tensor(MIRROR_PERMUTATION)
 
 #: Per-view keys whose trailing two dimensions are an image: they follow the views and flip.
-_SPATIAL = ("images", "footprints", "map_target", "map_weight", "arteries")
+_SPATIAL = ("images", "footprints", "map_target", "map_weight", "arteries", "fine")
 _PER_VIEW = ("view_mask", "view_label")
 
 
 def prepare_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """uint8 views -> float in [0, 1] (B, V, 1, S, S); footprint cells -> a target, a weight
+    """uint8 views -> float in [0, 1] (B, V, 1, S, S), fine views (B, V, F, F); footprint cells -> a target, a weight
     (1 where known) and a per-view label (1 aneurysm seen, 0 none, -1 unknown)."""
     out = dict(batch)
     if "images" in out and out["images"].dtype == torch.uint8:
         out["images"] = out["images"].float().div_(255.0).unsqueeze(2)
+    if "fine" in out and out["fine"].dtype == torch.uint8:  # (B, V, F, F): the second look's
+        out["fine"] = out["fine"].float().div_(255.0)
     if "footprints" in out:
         cells = out.pop("footprints")
         target = (cells == CELL_ANEURYSM).float()

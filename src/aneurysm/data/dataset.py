@@ -25,4 +25,8 @@ class StudyDataset(Dataset):
         return len(self.arrays)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {name: torch.as_tensor(getattr(self.arrays, name)[i]) for name in BATCH_FIELDS}
+        item = {name: torch.as_tensor(getattr(self.arrays, name)[i]) for name in BATCH_FIELDS}
+        fine = self.arrays.fine_view(i)
+        if fine is not None:
+            item["fine"] = torch.from_numpy(fine)
+        return item

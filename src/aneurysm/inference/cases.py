@@ -16,14 +16,13 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from ..config import read_run_config
-from ..data.arrays import build_arrays
+from ..data.arrays import build_arrays, image_caches
 from ..errors import AneurysmError
 from ..io.montage import save_overlay_montage
 from ..model.checkpoint import load_model
 from ..model.predict import resolve_device
-from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, VIEW_TYPES, load_manifest
-from .maps import predict_maps
+from .maps import crop_boxes, predict_maps
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,9 @@ def render_error_cases(run_dir: str | Path, per_kind: int = 4, tile: int = 112
     config = read_run_config(run_dir)
     records = {r.study_id: r for r in load_manifest(run_dir / "records.json")}
     wanted = [records[s] for s in picked["study_id"] if s in records]
-    cache = ImageCache(config.data.cache_dir, config.preprocess)
-    arrays, skipped, dropped = build_arrays(wanted, cache, skip_bad=True, progress=False)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+    arrays, skipped, dropped = build_arrays(wanted, cache, skip_bad=True, progress=False,
+                                            fine_cache=fine)
     if not len(arrays):
         return [], "the cases' images are no longer readable, so none is shown"
     index = {s: i for i, s in enumerate(arrays.study_ids)}
@@ -104,9 +104,10 @@ def render_error_cases(run_dir: str | Path, per_kind: int = 4, tile: int = 112
 
 def _draw(row, i, sub, view_maps, cut, cut_vector, out_dir: Path, run_dir: Path,
           tile: int) -> ErrorCase:
-    images, heats, captions, names = [], [], [], []
+    images, heats, captions, names, boxes = [], [], [], [], []
     for j, vid in enumerate(sub.view_ids[i]):
         name = VIEW_TYPES[int(vid)].name
+        boxes.append(crop_boxes(view_maps, i, j))
         names.append(name if sub.view_mask[i, j] else f"{name} (absent)")
         if not sub.view_mask[i, j]:
             images.append(None)
@@ -123,7 +124,8 @@ def _draw(row, i, sub, view_maps, cut, cut_vector, out_dir: Path, run_dir: Path,
     path = out_dir / f"{row['kind'].replace(' ', '_')}_{row['study_id']}.png"
     title = (f"{row['study_id']} ({row['kind']}, fold {int(row['fold'])}): "
              f"P(aneurysm) {row['presence_prob']:.2f}")
-    save_overlay_montage(images, heats, captions, title, path, columns=4, tile=tile)
+    save_overlay_montage(images, heats, captions, title, path, columns=4, tile=tile,
+                         boxes=boxes)
     return ErrorCase(row["kind"], str(row["study_id"]), int(row["fold"]),
                      float(row["presence_prob"]), cut, truth, predicted, names,
                      str(path.relative_to(run_dir)), view_maps is not None)

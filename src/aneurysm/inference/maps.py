@@ -1,5 +1,6 @@
 """Maps as explanations: per patient, the views with the model's aneurysm map overlaid, each view's
-evidence and the location it points at, and the patient's prediction on top."""
+evidence and the location it points at, the second look's crops boxed with their scores, and the
+patient's prediction on top."""
 
 from __future__ import annotations
 
@@ -23,15 +24,26 @@ class ViewMaps:
     maps: np.ndarray  # (N, V, h, w) per-cell aneurysm probability, averaged over models
     seen: np.ndarray  # (N, V) probability that the view shows an aneurysm
     where: np.ndarray  # (N, V, 21) P(location | seen in this view)
+    #: the second look's crops as the first fold model read them: (N, V, K, 3) of (x, y) in
+    #: [0, 1] and the crop's aneurysm probability; None for a model without a second look
+    crops: np.ndarray | None = None
+    crop_field: float = 0.0  # a crop's side, as a fraction of the view's
 
 
 def predict_maps(models: list[nn.Module], arrays: StudyArrays, options: PredictOptions,
                  device: torch.device) -> ViewMaps:
     """The fold models' maps, averaged; a model without maps (the global one) is an error."""
     total: list[np.ndarray] | None = None
-    for model in models:
+    crops: list[np.ndarray] = []
+    field = 0.0
+    for m, model in enumerate(models):
         parts: list[list[np.ndarray]] = [[], [], []]
         for _, out in iter_outputs(model, arrays, options, device):
+            if m == 0 and "crop_logits" in out:  # the crops the model chose (no training ones)
+                k = int(getattr(model.settings, "crops", out["crop_logits"].shape[-1]))
+                crops.append(torch.cat([out["crop_centres"][..., :k, :].float(), torch.sigmoid(
+                    out["crop_logits"][..., :k, None].float())], -1).cpu().numpy())
+                field = float(out["crop_field"])
             if "maps" not in out:
                 raise AneurysmError("this run's model draws no maps (model.name: global); "
                                     "maps need model.name: dense")
@@ -44,7 +56,14 @@ def predict_maps(models: list[nn.Module], arrays: StudyArrays, options: PredictO
         total = stacked if total is None else [t + s for t, s in zip(total, stacked)]
     if total is None:
         raise AneurysmError("no model to draw maps with")
-    return ViewMaps(*total)
+    return ViewMaps(*total, np.concatenate(crops) if crops else None, field)
+
+
+def crop_boxes(view_maps: ViewMaps | None, i: int, j: int) -> list[tuple[float, ...]]:
+    """The second look's crops of study i, view j, as montage boxes (x, y, side, score)."""
+    if view_maps is None or view_maps.crops is None:
+        return []
+    return [(x, y, view_maps.crop_field, p) for x, y, p in view_maps.crops[i, j]]
 
 
 def save_map_montages(out_dir: str | Path, arrays: StudyArrays, view_maps: ViewMaps,
@@ -56,9 +75,10 @@ def save_map_montages(out_dir: str | Path, arrays: StudyArrays, view_maps: ViewM
     out_dir = Path(out_dir)
     paths = []
     for i in tqdm(range(len(arrays)), desc="maps", unit="patient", disable=not progress):
-        images, heats, captions = [], [], []
+        images, heats, captions, boxes = [], [], [], []
         for j, vid in enumerate(arrays.view_ids[i]):
             name = VIEW_TYPES[int(vid)].name
+            boxes.append(crop_boxes(view_maps, i, j))
             if not arrays.view_mask[i, j]:
                 images.append(None)
                 heats.append(None)
@@ -75,5 +95,5 @@ def save_map_montages(out_dir: str | Path, arrays: StudyArrays, view_maps: ViewM
                  f"{LOCATION_NAMES[top]} ({probabilities[i, top]:.2f}); output.csv locations: "
                  + (", ".join(names) if names else "none"))
         paths.append(save_overlay_montage(images, heats, captions, title,
-                                          out_dir / f"{arrays.study_ids[i]}.png"))
+                                          out_dir / f"{arrays.study_ids[i]}.png", boxes=boxes))
     return paths

@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 
 from ..config import read_run_config
-from ..data.arrays import build_arrays
+from ..data.arrays import build_arrays, image_caches
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
 from ..model.checkpoint import load_model
 from ..model.predict import predict_arrays, resolve_device
-from ..preprocessing import ImageCache
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
 
 
@@ -46,10 +45,10 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
     checkpoints = sorted(run_dir.glob("fold_*/best.pt"))
     if not checkpoints:
         raise AneurysmError(f"{run_dir}: no fold_*/best.pt; has finetune finished a fold?")
-    cache = ImageCache(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
     arrays, skipped, dropped = build_arrays(records, cache, skip_bad=True,
                                             workers=config.data.workers or None,
-                                            progress=progress)
+                                            progress=progress, fine_cache=fine)
     if dropped:
         raise AneurysmError(f"study {dropped[0]} has no usable view ({len(dropped)} such "
                             f"studies: {', '.join(dropped[:5])})")

@@ -42,9 +42,14 @@ def save_montage(images: Sequence[np.ndarray | None], titles: Sequence[str], pat
 
 def save_overlay_montage(images: Sequence[np.ndarray | None], maps: Sequence[np.ndarray | None],
                          captions: Sequence[str], title: str, path: str | Path,
-                         columns: int = 4, tile: int = 256) -> Path:
+                         columns: int = 4, tile: int = 256,
+                         boxes: Sequence[Sequence[tuple[float, float, float, float]]] | None = None,
+                         ) -> Path:
     """Views with a probability map overlaid (transparent where low, hot where high), a caption
-    under each and a title on top. Drawn with PIL, so a montage per patient stays cheap."""
+    under each and a title on top. Drawn with PIL, so a montage per patient stays cheap.
+
+    ``boxes``: per view, squares (x, y, side, score), in fractions of the view, drawn with their
+    score (the second look's crops): cyan, or red where the score is 0.5 or more."""
     from PIL import Image, ImageDraw, ImageFont
 
     colormap = matplotlib.colormaps["inferno"]
@@ -67,5 +72,12 @@ def save_overlay_montage(images: Sequence[np.ndarray | None], maps: Sequence[np.
                 alpha = (0.85 * h)[..., None]
                 rgb = (1 - alpha) * rgb + alpha * colormap(h)[..., :3]
             canvas.paste(Image.fromarray((rgb * 255).round().astype(np.uint8)), (x, y))
+            for bx, by, side, score in (boxes[k] if boxes else ()):
+                half = side * tile / 2
+                cx, cy = x + bx * tile, y + by * tile
+                colour = "red" if score >= 0.5 else "cyan"
+                draw.rectangle([cx - half, cy - half, cx + half, cy + half], outline=colour)
+                draw.text((cx - half + 1, cy - half - tile // 18), f"{score:.2f}", fill=colour,
+                          font=font)
         draw.text((x + 4, y + tile + 2), caption, fill="black", font=font)
     return write_image(path, canvas)

@@ -7,7 +7,8 @@ masked), so one clear sighting is enough. Locations are read where each view's m
 the decoder's features there, the response's position and the view type give 21 logits per
 view, combined over views by noisy-OR, so an ACOM aneurysm seen in two views counts once. Where
 external sources say where the aneurysm is, the map is supervised per pixel; on K-ium only the
-pooled outputs are.
+pooled outputs are. With ``crops`` set, a second look (``second_look``) reads native-resolution
+crops where the map responds and adds what it sees to each view's evidence and locations.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ from torch import nn
 
 from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
 from .config import ModelConfig
+from .second_look import PatchNet, crop_evidence, peak_centres, sample_crops
 
 _ABSENT = -30.0  # logit of every cell of an absent view
 _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
+#: crops per view a training step adds to the map's: the known footprint (or a vessel point
+#: where none is known) and two random vessel points, so the patch network sees lesions and
+#: their mimics, not only what the map already finds
+TRAINING_CROPS = 3
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -129,10 +135,19 @@ class DenseMultiViewNet(nn.Module):
             "arteries": nn.Conv2d(c, 1 + len(ARTERIES), kernel_size=1),
         })
         nn.init.zeros_(self.heads["view_bias"].weight)
+        self.second_look = PatchNet(dense.crop_width, e) if dense.crops else None
 
-    def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
-                view_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images (B, V, 1, S, S) float, view_ids (B, V) long, view_mask (B, V) bool."""
+    @property
+    def training_crops(self) -> int:
+        """Crops per view the training step adds beside the map's (``training.crops``)."""
+        return TRAINING_CROPS if self.second_look is not None else 0
+
+    def forward(self, images: torch.Tensor, view_ids: torch.Tensor, view_mask: torch.Tensor,
+                fine: torch.Tensor | None = None, fine_theta: torch.Tensor | None = None,
+                crop_centres: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """images (B, V, 1, S, S) float, view_ids (B, V) long, view_mask (B, V) bool. The second
+        look reads ``fine`` (B, V, F, F) views, warped by ``fine_theta`` (B, V, 2, 3), and in
+        training also crops at ``crop_centres`` (B, V, J, 2), (x, y) in [0, 1]."""
         b, v = images.shape[:2]
         present = view_mask.reshape(-1)
         flat = images.reshape(b * v, *images.shape[2:])
@@ -150,7 +165,6 @@ class DenseMultiViewNet(nn.Module):
         sharpness = self.settings.pool_sharpness
         view_logits = (smooth_max(maps, sharpness)
                        + self.heads["view_bias"](view_ids)[..., 0])
-        view_logits = view_logits.masked_fill(~view_mask, _ABSENT)
         # where each view responds: attention over its cells, sharp like the smooth maximum
         attention = torch.softmax(sharpness * maps.reshape(b * v, -1), -1)
         pooled = torch.einsum("nk,nck->nc", attention, feats.flatten(2))
@@ -158,14 +172,48 @@ class DenseMultiViewNet(nn.Module):
                                 torch.arange(w, device=images.device), indexing="ij")
         grid = torch.stack([(xs.flatten() + 0.5) / w, (ys.flatten() + 0.5) / h], -1).to(dtype)
         peak = (attention @ grid).reshape(b, v, 2)
-        inputs = torch.cat([self.dropout(pooled).reshape(b, v, -1), peak,
-                            self.view_embedding(view_ids)], -1)
+        embedding = self.view_embedding(view_ids)
+        inputs = torch.cat([self.dropout(pooled).reshape(b, v, -1), peak, embedding], -1)
+        location_logits = self.heads["locations"](inputs)
+        look = {}
+        if self.second_look is not None:
+            source = images[:, :, 0] if fine is None else fine
+            look = self._second_look(maps, source, None if fine is None else fine_theta,
+                                     embedding, crop_centres)
+            view_logits = view_logits + look.pop("evidence")
+            location_logits = location_logits + look.pop("location_logits")
+        view_logits = view_logits.masked_fill(~view_mask, _ABSENT)
         # P(aneurysm at l, seen in view v) = P(seen in v) * P(at l | seen in v)
         log_seen = F.logsigmoid(view_logits)
-        view_loc = log_seen.unsqueeze(-1) + F.logsigmoid(self.heads["locations"](inputs))
+        view_loc = log_seen.unsqueeze(-1) + F.logsigmoid(location_logits)
         keep = view_mask.to(dtype)
         presence = pool_views(view_logits, view_mask)
         locations = noisy_or_logit((log1mexp(view_loc) * keep.unsqueeze(-1)).sum(1))
         arteries = self.heads["arteries"](feats).reshape(b, v, -1, h, w)
         return {"presence": presence, "locations": locations, "view_logits": view_logits,
-                "maps": maps, "peaks": peak, "view_locations": view_loc, "arteries": arteries}
+                "maps": maps, "peaks": peak, "view_locations": view_loc, "arteries": arteries,
+                **look}
+
+    def _second_look(self, maps: torch.Tensor, source: torch.Tensor,
+                     theta: torch.Tensor | None, embedding: torch.Tensor,
+                     extra: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Crops at the map's K strongest peaks (and at ``extra`` centres), their logits, and
+        what they add to each view's evidence and location logits."""
+        s = self.settings
+        b, v, h, w = maps.shape
+        radius = max(int(s.crop_field * h / 2), 1)
+        centres = peak_centres(maps.detach().reshape(b * v, h, w), s.crops, radius)
+        k = centres.shape[1]
+        if extra is not None:
+            centres = torch.cat([centres, extra.reshape(b * v, -1, 2).to(centres.dtype)], 1)
+        crops = sample_crops(source.reshape(b * v, *source.shape[-2:]), centres,
+                             None if theta is None else theta.reshape(b * v, 2, 3),
+                             s.crop_size, s.crop_field)
+        logits, inputs = self.second_look(crops, centres, embedding.reshape(b * v, -1))
+        chosen = logits[:, :k]
+        weights = torch.softmax(s.pool_sharpness * chosen, -1)
+        pooled = torch.einsum("nk,nkd->nd", weights, inputs[:, :k])
+        return {"evidence": crop_evidence(chosen, s.pool_sharpness).reshape(b, v),
+                "location_logits": self.second_look.locations(pooled).reshape(b, v, -1),
+                "crop_logits": logits.reshape(b, v, -1),
+                "crop_centres": centres.reshape(b, v, -1, 2), "crop_field": s.crop_field}

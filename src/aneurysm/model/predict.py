@@ -57,6 +57,17 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+#: batch keys a model reads beside its views, view ids and view mask, passed where a batch has
+#: them: the second look's fine views and their warp, and in training its extra crop centres
+MODEL_EXTRAS = ("fine", "fine_theta", "crop_centres")
+
+
+def run_model(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's output on a prepared batch."""
+    return model(batch["images"], batch["view_ids"], batch["view_mask"],
+                 **{k: batch[k] for k in MODEL_EXTRAS if k in batch})
+
+
 def batch_on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """A loader batch on ``device``, views as floats and footprints as targets."""
     return prepare_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()})
@@ -74,7 +85,7 @@ def iter_outputs(model: nn.Module, arrays: StudyArrays, options: PredictOptions,
         for batch in loader:
             batch = batch_on(batch, device)
             with autocast(device, options.precision):
-                yield batch, model(batch["images"], batch["view_ids"], batch["view_mask"])
+                yield batch, run_model(model, batch)
 
 
 def predict_arrays(model: nn.Module, arrays: StudyArrays, options: PredictOptions,
@@ -112,7 +123,7 @@ def _predict_local(model: nn.Module, arrays: StudyArrays, options: PredictOption
         if tta:
             with torch.no_grad(), autocast(device, options.precision):
                 m = mirror_study(batch)
-                mo = model(m["images"], m["view_ids"], m["view_mask"])
+                mo = run_model(model, m)
             p = (p + torch.sigmoid(mo["presence"].float())) / 2
             loc = (loc + mirror_location_scores(torch.sigmoid(mo["locations"].float()))) / 2
         presence.append(p.cpu().numpy().astype(np.float32))

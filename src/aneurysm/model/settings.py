@@ -30,6 +30,14 @@ class DenseSettings:
     #: the resolution costs the encoder what the smaller one does while its first layer still
     #: sees every pixel; the map's stride becomes 4k. 1 = off
     stem_unshuffle: int = 1
+    #: the second look (``model.second_look``): per view, this many crops where the map responds
+    #: most, read at ``crop_size`` px each, covering ``crop_field`` of the view's side, from the
+    #: fine views (``preprocess.fine_size``); 0 = off. At 0.125 a crop is 16 px of a 128-px view
+    #: and 64 px of a 512-px one.
+    crops: int = 0
+    crop_size: int = 32
+    crop_field: float = 0.125
+    crop_width: int = 16  # channels of the patch network's first stage, doubled at each stage
 
     def __post_init__(self) -> None:
         if len(self.encoder_layers) != 4 or len(self.decoder_channels) not in (3, 4):
@@ -38,6 +46,9 @@ class DenseSettings:
         if self.stem_unshuffle < 1:
             raise ConfigError(f"model.dense.stem_unshuffle must be >= 1, got "
                               f"{self.stem_unshuffle}")
+        if self.crops < 0 or self.crop_size < 8 or not 0 < self.crop_field <= 1:
+            raise ConfigError("model.dense.crops must be >= 0, crop_size >= 8 and crop_field in "
+                              f"(0, 1], got {self.crops}, {self.crop_size}, {self.crop_field}")
         if self.encoder_block not in ("basic", "bottleneck"):
             raise ConfigError(f"model.dense.encoder_block must be basic or bottleneck, got "
                               f"{self.encoder_block!r}")
@@ -57,6 +68,8 @@ class DenseSettings:
             keep.append("encoder_block")
         if self.stem_unshuffle != 1:
             keep.append("stem_unshuffle")
+        if self.crops:  # the patch network's weights; the crop count and field are not
+            keep += ["crop_size", "crop_width"]
         return listed({k: getattr(self, k) for k in keep})
 
 

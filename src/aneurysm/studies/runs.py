@@ -91,8 +91,7 @@ def localisation(run: Path) -> float:
 def _read(run: Path, validation_only: bool = False) -> tuple[Any, set[str], Any]:
     """(config, validation study ids, arrays) of a finished run."""
     from ..config import read_run_config
-    from ..data.arrays import build_arrays, footprint_stride
-    from ..preprocessing import ImageCache
+    from ..data.arrays import build_arrays, footprint_stride, image_caches
     from ..schema import load_manifest
 
     check_run(run)
@@ -103,9 +102,8 @@ def _read(run: Path, validation_only: bool = False) -> tuple[Any, set[str], Any]
         records = load_manifest(run / "records.json")
         if validation_only:
             records = [r for r in records if r.study_id in val_ids]
-        arrays, _, _ = build_arrays(records,
-                                    ImageCache(config.data.cache_dir, config.preprocess),
-                                    progress=False,
+        cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+        arrays, _, _ = build_arrays(records, cache, progress=False, fine_cache=fine,
                                     footprint_stride=footprint_stride(config.model.map_stride))
     except AneurysmError as exc:
         raise StudyError(f"{run}: {exc}") from None

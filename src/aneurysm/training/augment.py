@@ -1,6 +1,10 @@
 """Augmentation of whole batches on the training device: one random affine warp, contrast and noise
 per view, and an anatomy-aware left-right swap per study.
 
+The second look's fine views are not resampled: they get the same contrast, and their view's
+warp travels with the batch (``fine_theta``), so each crop is sampled once, straight from the
+native-resolution view, exactly where the warped view shows it.
+
 Per-view transforms in the data loader cost a third of a CPU training step and would starve a GPU
 at 512 px; here one ``affine_grid``/``grid_sample`` call warps every view of the batch, and the
 aneurysm footprints go through the same warp, so targets move with their images.
@@ -140,12 +144,16 @@ def augment_batch(batch: dict[str, torch.Tensor], config: AugmentConfig,
         rendered = flags.repeat_interleave(v).nonzero()[:, 0].to(pixels.device)
         if len(rendered):
             tables[rendered] = render_tables(pixels[rendered], config.projections, g)
+    fine = out.pop("fine", None)
     out = prepare_batch(out)
     images = torch.gather(tables, 1, pixels.long()).reshape(n, 1, size, -1)
     if len(rendered):
         images[rendered] = blur_and_residue(images[rendered], config.projections, g)
     theta = random_affines(n, config, g)
     images = _warp(images, theta, "border")
+    if fine is not None:  # the same contrast; the warp goes into the crops' sampling grid
+        out["fine"] = torch.gather(tables, 1, fine.reshape(n, -1).long()).reshape(fine.shape)
+        out["fine_theta"] = theta.reshape(b, v, 2, 3)
     if "arteries" in out:  # classes move by nearest neighbour; out of the frame is unknown
         grid = out["arteries"].shape[-2:]
         shifted = out["arteries"].reshape(n, 1, *grid).float() + 1

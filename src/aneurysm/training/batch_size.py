@@ -19,6 +19,7 @@ from torch.utils.data import default_collate
 from ..data.arrays import StudyArrays
 from ..data.batches import prepare_batch
 from ..data.dataset import StudyDataset
+from ..model.predict import run_model
 from .config import TrainConfig
 from .losses import LossWeights, multitask_loss
 
@@ -33,7 +34,7 @@ def _step(model: nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
     from ..model.predict import autocast
 
     with autocast(device, cfg.precision):
-        out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+        out = run_model(model, batch)
         loss = multitask_loss(out, batch, _EVERY_TASK)
     loss.backward()
     model.zero_grad(set_to_none=True)

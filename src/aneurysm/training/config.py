@@ -64,6 +64,9 @@ class LossWeights:
     views: float = 1.0  # dense model: "an aneurysm is seen in this view" where footprints say
     points: float = 0.0  # global model: auxiliary (seen, u, v) per view; 0 = off
     arteries: float = 0.0  # dense model: which artery is under each cell, where labelled; 0 = off
+    #: dense model's second look: BCE per crop where its label is known (footprints, or a
+    #: study without an aneurysm)
+    crops: float = 1.0
     #: dense model: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
     #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
     map_gamma: float = 2.0

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..preprocessing import ARTERY_UNKNOWN
 from .config import LossWeights
+from .crops import crop_targets
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,6 +111,9 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
         loss = loss + weights.groups * noisy_or_loss(out["locations"], batch["group_members"],
                                                      batch["group_targets"],
                                                      batch["group_valid"])
+    if "crop_logits" in out and weights.crops > 0:
+        labels, known = crop_targets(out["crop_centres"], float(out["crop_field"]), batch)
+        loss = loss + weights.crops * masked_bce(out["crop_logits"], labels, known)
     if "view_label" not in batch:
         return loss
     label, mask = batch["view_label"], batch["view_mask"]

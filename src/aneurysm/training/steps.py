@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 from ..data.batches import prepare_batch
-from ..model.predict import autocast, resolve_device
+from ..data.distributed import unwrap
+from ..model.predict import autocast, resolve_device, run_model
 from .augment import augment_batch
 from .config import AugmentConfig, TrainConfig
+from .crops import training_centres
 from .losses import LossWeights, multitask_loss
 
 
@@ -65,14 +67,17 @@ def train_epoch(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
     held = []  # per step, on the device: (loss, presence probabilities, targets, known)
     optimizer.zero_grad(set_to_none=True)
     pending = 0
+    extra_crops = getattr(unwrap(model), "training_crops", 0)  # the second look's own crops
     for batch in batches:
         batch = to_device(batch, device, augment, generator)
+        if extra_crops:
+            batch["crop_centres"] = training_centres(batch, extra_crops, generator)
         pending += 1
         sync = pending == accumulate
         quiet = getattr(model, "no_sync", None)
         with (contextlib.nullcontext() if sync or quiet is None else quiet()):
             with autocast(device, cfg.precision):
-                out = model(batch["images"], batch["view_ids"], batch["view_mask"])
+                out = run_model(model, batch)
                 loss = multitask_loss(out, batch, weights)
             scaler.scale(loss / accumulate).backward()
         if sync:

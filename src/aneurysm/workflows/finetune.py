@@ -12,14 +12,13 @@ import pandas as pd
 import torch
 
 from ..config import ExperimentConfig, read_run_config
-from ..data.arrays import build_arrays, footprint_stride
+from ..data.arrays import build_arrays, footprint_stride, image_caches
 from ..data.distributed import barrier, init_from_env, main_first
 from ..data.folds import load_folds, make_folds, save_folds
 from ..io.atomic import atomic_write_text
 from ..metrics import accuracy_thresholds
 from ..model import build_model
 from ..model.checkpoint import load_init
-from ..preprocessing import ImageCache
 from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
 from ..training.loop import FoldResult, train_fold
 from ..training.steps import check_step_config
@@ -48,12 +47,12 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     labelled = [r for r in records if r.is_labelled]
-    cache = ImageCache(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
     stride = footprint_stride(config.model.map_stride)
     arrays, skipped, dropped = build_arrays(labelled, cache, skip_bad=skip_bad,
                                             workers=config.data.workers or None,
                                             progress=progress, shared=True,
-                                            footprint_stride=stride)
+                                            footprint_stride=stride, fine_cache=fine)
     kept = [r for r in labelled if r.study_id not in set(dropped)]
     splits_path = run_dir / "splits.json"
     with main_first() as main:

@@ -20,7 +20,7 @@ import torch
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from ..config import ExperimentConfig, read_run_config
-from ..data.arrays import build_arrays, footprint_stride
+from ..data.arrays import build_arrays, footprint_stride, image_caches
 from ..data.distributed import barrier, init_from_env, main_first, rank_device, shard
 from ..errors import AneurysmError
 from ..io.atomic import atomic_write_text
@@ -28,7 +28,6 @@ from ..metrics import bootstrap_auroc
 from ..model import build_model
 from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..model.predict import predict_arrays, resolve_device
-from ..preprocessing import ImageCache
 from ..projection import is_canonical, project_records
 from ..schema import StudyRecord, save_manifest
 from ..training.loop import train_fold
@@ -147,13 +146,13 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     if world.is_main:
         save_manifest(train_records + val_records, run_dir / "records.json")
 
-    cache = ImageCache(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
     stride = footprint_stride(config.model.map_stride)
     arrays, bad_images, dropped = build_arrays(train_records + val_records, cache,
                                                skip_bad=skip_bad,
                                                workers=config.data.workers or None,
                                                progress=progress, shared=True,
-                                               footprint_stride=stride)
+                                               footprint_stride=stride, fine_cache=fine)
     index = {s: i for i, s in enumerate(arrays.study_ids)}
     val_ids = {r.study_id for r in val_records}
     train = arrays.subset([i for s, i in index.items() if s not in val_ids])

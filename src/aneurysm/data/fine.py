@@ -1,0 +1,102 @@
+"""The second look's source: every study's views at ``preprocess.fine_size``, in one array
+file on disk, read one study at a time.
+
+1,127 patients x 8 views at 1024 px are about 9 GB as uint8: they never sit in RAM. The array is
+written once per (records, fine preprocessing) into the cache folder, beside the fine image
+cache it is read from, through a memory map, and every later run reads the same file. Rows are
+read with plain file reads rather than through a map: a mapped page that has been read counts
+in the process's resident memory until the kernel reclaims it, a read page only in the page
+cache, which the kernel shares and gives back at will.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..io.hashing import params_hash
+from ..schema import StudyRecord
+from .distributed import barrier, shard, topology
+
+
+class FineViews:
+    """An (N, V, F, F) uint8 ``.npy`` file, row by row: ``views[i]`` reads study i's views."""
+
+    def __init__(self, path: str | Path) -> None:
+        mapped = np.load(path, mmap_mode="r")  # reads only the header
+        self.path, self.shape, self.offset = Path(path), mapped.shape, mapped.offset
+        del mapped
+        self._row = int(np.prod(self.shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        if not 0 <= row < len(self):
+            raise IndexError(f"{self.path}: row {row} of {len(self)}")
+        out = np.empty(self.shape[1:], dtype=np.uint8)
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + int(row) * self._row)
+            if f.readinto(memoryview(out).cast("B")) != self._row:
+                raise OSError(f"{self.path}: truncated at row {row}")
+        return out
+
+
+def fine_views(records: list[StudyRecord], cache, n_views: int, errors: dict[str, str],
+               coarse: np.ndarray, workers: int | None = None, progress: bool = True,
+               shared: bool = False) -> FineViews | None:
+    """(N, V, F, F) uint8 views for ``records`` in order (absent views 0), on disk; None when
+    every study is projected from a volume (no 2-D frame to read finer).
+
+    ``cache`` is the fine ``ImageCache``. A projected study's fine views are its ``coarse``
+    views (N, V, S, S) resized: its volume was rendered at the first stage's size only.
+    """
+    if all(r.volume is not None for r in records):
+        return None
+    paths = sorted({v.path for r in records if r.volume is None for v in r.views
+                    if v.path and v.path not in errors})
+    t = topology()
+    if shared and t.distributed:
+        cache.warm(shard(paths), workers=workers, progress=progress)
+        barrier()
+    cache.warm(paths, workers=workers, progress=progress)
+    hashes = [[cache.content_hash(v.path) if v.path and v.path not in errors else ""
+               for v in r.views] for r in records]
+    key = params_hash({"fine": cache.params, "views": n_views, "hashes": hashes,
+                       "projected": [r.volume is not None for r in records]})
+    path = cache.root / "fine" / f"{key}.npy"
+    if t.is_main and not path.is_file():
+        _write(path, records, cache, n_views, errors, coarse, progress)
+    if shared and t.distributed:
+        barrier()
+    return FineViews(path)
+
+
+def _write(path: Path, records: list[StudyRecord], cache, n_views: int, errors: dict[str, str],
+           coarse: np.ndarray, progress: bool) -> None:
+    """Row by row into a temporary file, then renamed: a killed run leaves no half array."""
+    size = cache.config.image_size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                    shape=(len(records), n_views, size, size))
+    try:
+        for i, r in enumerate(tqdm(records, desc="fine views", unit="study",
+                                   disable=not progress)):
+            for j, v in enumerate(r.views):
+                if not v.path or v.path in errors:
+                    continue
+                if r.volume is not None:
+                    out[i, j] = np.asarray(Image.fromarray(coarse[i, j]).resize(
+                        (size, size), Image.Resampling.BILINEAR))
+                else:
+                    out[i, j] = cache.load(v.path)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
