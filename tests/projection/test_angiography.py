@@ -10,7 +10,8 @@ import torch
 
 from aneurysm.errors import DataError
 from aneurysm.io.images import load_grayscale
-from aneurysm.io.volumes import load_dicom_series, load_nifti
+from aneurysm.io.dicom_series import load_dicom_series
+from aneurysm.io.volumes import load_nifti
 from aneurysm.projection import ProjectionConfig, annotations, project_records
 from aneurysm.projection.drr import CArm, cone_project
 from aneurysm.projection.render import project_volume

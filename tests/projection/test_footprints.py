@@ -48,17 +48,24 @@ def _toy_head(lesion_centre, radius=3):
     return vessels, ball
 
 
-def _write_lausanne(root, vessels, ball):
-    """One patient in the Lausanne BIDS layout: a TOF-like image and the ball's mask."""
+def _write_lausanne(root, vessels, ball, affine=None, mask_flipped=False):
+    """One patient in the Lausanne BIDS layout: a TOF-like image and the ball's mask, both on
+    ``affine``; ``mask_flipped`` stores the mask in the opposite left-right voxel order, with
+    the affine that says so (the same voxels in the world)."""
     image = np.where(vessels | ball, 500.0, 0.0) + np.random.default_rng(0).random(SHAPE) * 5
     anat = root / "sub-001" / "ses-1" / "anat"
     masks = root / "derivatives" / "manual_masks" / "sub-001" / "ses-1" / "anat"
     anat.mkdir(parents=True)
     masks.mkdir(parents=True)
-    affine = np.eye(4)
+    affine = np.eye(4) if affine is None else affine
+    mask, mask_affine = ball.astype(np.uint8), affine
+    if mask_flipped:
+        flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+        flip[0, 3] = SHAPE[0] - 1
+        mask, mask_affine = mask[::-1].copy(), affine @ flip
     nib.save(nib.Nifti1Image(image.astype(np.float32), affine),
              str(anat / "sub-001_ses-1_angio.nii.gz"))
-    nib.save(nib.Nifti1Image(ball.astype(np.uint8), affine),
+    nib.save(nib.Nifti1Image(mask, mask_affine),
              str(masks / "sub-001_ses-1_desc-Lesion_1_mask.nii.gz"))
     pd.DataFrame({"participant_id": ["sub-001"], "group": ["patient"]}).to_csv(
         root / "participants.tsv", sep="\t", index=False)
@@ -102,6 +109,31 @@ def test_footprint_lands_where_the_mask_projects_under_the_cone_beam(tmp_path):
         assert image[rows, cols].mean() < np.median(image) - 60  # on the dark aneurysm
     # the left carotid's injection fills it; the right carotid's and the vertebral's do not
     assert seen == ["LI-A", "LI-B"]
+
+
+def _footprints(root, cache):
+    record = get_adapter("lausanne").load(root)[0]
+    projected = project_records([record], cache, CONFIG, workers=1, progress=False).records[0]
+    return {v.view: load_grayscale(footprint_path(v.path)) for v in projected.views if v.path}
+
+
+def test_an_oblique_volume_and_a_mask_in_another_voxel_order_project_alike(tmp_path):
+    vessels, ball = _toy_head((31, 60, 50))
+    turn = np.radians(12.0)  # an oblique acquisition: the voxel grid turned about z
+    oblique = np.eye(4)
+    oblique[:2, :2] = [[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]
+    want = None
+    for name, kw in (("aligned", {}), ("oblique", {"affine": oblique}),
+                     ("flipped mask", {"mask_flipped": True}),
+                     ("oblique, flipped mask", {"affine": oblique, "mask_flipped": True})):
+        _write_lausanne(tmp_path / name, vessels, ball, **kw)
+        got = _footprints(tmp_path / name, tmp_path / f"cache-{name}")
+        assert any((fp == 255).any() for fp in got.values())
+        if want is None:
+            want = got
+        assert got.keys() == want.keys()
+        for view in want:  # the footprint is where the aligned one is, pixel for pixel
+            assert np.array_equal(got[view] == 255, want[view] == 255), (name, view)
 
 
 def test_a_turned_pose_moves_the_footprint_and_positions_with_the_aneurysm(tmp_path):

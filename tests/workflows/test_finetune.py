@@ -121,6 +121,8 @@ def test_corrupt_training_image_needs_skip_bad(kium_root, tmp_path, cfg):
     result = _finetune(kium_root, tmp_path / "b", cfg, "--skip-bad")
     assert result.exit_code == 0, result.output
     assert "1 images" in result.output
+    flat = " ".join(result.output.split())  # the console names it, with its reason
+    assert "skipped with --skip-bad: 1:" in flat and f"{idx}RI-B.jpg:" in flat
     assert "1 image(s)" in (tmp_path / "b" / "report.md").read_text()
 
 

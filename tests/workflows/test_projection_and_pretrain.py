@@ -1,12 +1,15 @@
 """3-D -> 2-D projection (views, positions, cache) and pretrain -> finetune --init, end to end."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 import torch
 from click.testing import CliRunner
+from pydicom.uid import generate_uid
 from conftest import write_config
 
 from aneurysm.cli.main import cli
@@ -77,12 +80,38 @@ def test_cta_bone_is_suppressed(external_root, tmp_path):
     assert (image < 120).mean() < 0.2
 
 
+def _as_exported(external_root):
+    """An RSNA series folder as an archive exports it (a scout image beside the axial slices,
+    one instance sent twice), and one unreadable Lausanne volume."""
+    series = sorted((external_root / "rsna2025" / "series").iterdir())[0]
+    first = sorted(series.iterdir())[0]
+    scout = pydicom.dcmread(first)
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    scout.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    scout.SOPInstanceUID = scout.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    scout.save_as(series / "scout.dcm", enforce_file_format=True)
+    shutil.copy(first, series / "resent.dcm")
+    broken = sorted((external_root / "lausanne").rglob("*_angio.nii.gz"))[0]
+    broken.write_bytes(broken.read_bytes()[:200])
+    return series, broken
+
+
 def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_path, cfg):
+    series, broken = _as_exported(external_root)
     runner = CliRunner()
     pre = runner.invoke(cli, ["pretrain", "--source", "external", "--data-root",
                               str(external_root), "--config", str(cfg), "--out",
-                              str(tmp_path / "pre"), "--lr", "0.0031"])
+                              str(tmp_path / "pre"), "--lr", "0.0031", "--skip-bad"])
     assert pre.exit_code == 0, pre.output
+    # the console names what --skip-bad skipped and what reading set aside; the records hold it
+    flat = " ".join(pre.output.split())
+    assert "skipped with --skip-bad: 1:" in flat and broken.name in flat
+    assert "decided while reading volumes (e.g. DICOM files set aside): 2:" in flat
+    issues = json.loads((tmp_path / "pre" / "pretrain_report.json").read_text())
+    assert len(issues["skipped"]) == 1 and broken.name in issues["skipped"][0]
+    decided = sorted(d.split(": ", 1)[1].split(" (")[0] for d in issues["decisions"])
+    assert decided == ["duplicate instance", "localizer"]
+    assert all(str(series) in d for d in issues["decisions"])
     assert pd.read_csv(tmp_path / "pre" / "history.csv")["lr"].iloc[0] == pytest.approx(0.0031)
     for name in ("adam", "cada", "lausanne", "rsna2025", "topcow"):
         assert name in pre.output

@@ -149,7 +149,7 @@ def bare_pydicom(folder: Path) -> np.ndarray:
 
 
 def measure_io(folder: Path, rounds: int, shape=(512, 512, 300)) -> dict:
-    from ..io.volumes import load_dicom_series
+    from ..io.dicom_series import load_dicom_series
     from ..projection import ProjectionConfig
     from ..projection.render import project_volume
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import sys
 from pathlib import Path
 
@@ -156,6 +157,14 @@ def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, va
         return
     print_source_scores(console, scores, sum(len(v) for v in skipped.values()))
     from ..workflows.reporting import report_run
+    from .render import print_named
+
+    issues = json.loads((Path(out) / "pretrain_report.json").read_text())
+    print_named(console, "skipped with --skip-bad", issues["skipped"] + [
+        f"{p}: unreadable image" for p in issues["skipped_images"]] + [
+        f"{s}: no usable view" for s in issues["dropped_studies"]])
+    print_named(console, "decided while reading volumes (e.g. DICOM files set aside)",
+                issues.get("decisions", []))
 
     console.print(f"checkpoint: {Path(out) / CHECKPOINT} (use with finetune --init); "
                   f"report: {report_run(out).html}")
@@ -287,6 +296,12 @@ def finetune_cmd(folds, source, root, data_root, config_path, out, init, splits_
     from ..workflows.reporting import report_run
 
     print_run_report(console, report_run(out).report)
+    from .render import print_named
+
+    issues = json.loads((Path(out) / "data_issues.json").read_text())
+    print_named(console, "skipped with --skip-bad", [
+        f"{i['path']}: {i['problem']}" for i in issues["skipped_images"]] + [
+        f"study {s}: no usable view" for s in issues["dropped_studies"]])
     console.print(f"run folder: {out} (report.html, report.md, report.json, plots)")
 
 

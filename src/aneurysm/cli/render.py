@@ -146,3 +146,11 @@ def print_source_scores(console: Console, scores, skipped: int) -> None:
     console.print(table)
     if skipped:
         console.print(f"{skipped} case(s) skipped with --skip-bad")
+
+
+def print_named(console: Console, what: str, items: list[str], first: int = 3) -> None:
+    """One line: how many ``items`` there were and the first few, each "path: reason"."""
+    if items:
+        console.print(f"[yellow]{what}[/]: {len(items)}: " + "; ".join(items[:first])
+                      + (f"; ... (all {len(items)} in the run's records)"
+                         if len(items) > first else ""), soft_wrap=True)  # paths unbroken

@@ -33,11 +33,17 @@ class ProjectionConfig:
     # and left-right axes (one random turn per volume and pose, drawn from its content).
     poses: int = 1
     pose_jitter_deg: float = 15.0
+    #: a DICOM series with missing slices: "refuse" it (named), or "fill" them by
+    #: interpolation. Uneven spacing is always resampled.
+    slice_gaps: str = "refuse"
 
     def __post_init__(self) -> None:
         if self.mode not in PROJECTION_MODES:
             raise ValueError(f"projection mode must be one of {sorted(PROJECTION_MODES)}, got "
                              f"{self.mode!r}")
+        if self.slice_gaps not in ("refuse", "fill"):
+            raise ValueError(f"projection.slice_gaps must be refuse or fill, got "
+                             f"{self.slice_gaps!r}")
         if self.poses < 1 or not 0 <= self.pose_jitter_deg <= 45:
             raise ValueError(f"projection poses must be >= 1 and pose_jitter_deg in [0, 45], "
                              f"got {self.poses} and {self.pose_jitter_deg}")
@@ -47,6 +53,8 @@ class ProjectionConfig:
         its own, named by its angles, so adding poses keeps the canonical cache."""
         params = asdict(self)
         del params["poses"], params["pose_jitter_deg"]
+        if params["slice_gaps"] == "refuse":  # a refused series has no cached views to key
+            del params["slice_gaps"]
         return {"algorithm": ALGORITHM_VERSION, **params}
 
     def carm(self) -> CArm:

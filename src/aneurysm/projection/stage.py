@@ -23,17 +23,25 @@ from ..errors import DataError
 from ..io.atomic import atomic_write_text
 from ..io.hashing import file_sha256, params_hash
 from ..io.images import write_image
-from ..io.volumes import load_dicom_series, load_nifti
+from ..io.dicom_series import load_dicom_series
+from ..io.volumes import load_nifti
 from ..schema import KIUM_VIEW_NAMES, StudyRecord, ViewImage
 from . import annotations
 from .config import ProjectionConfig
 from .render import project_volume
 
 
+#: a projection folder's record of what reading its volume decided, [[file, decision], ...]:
+#: DICOM files set aside (a localizer, a duplicate...), a NIfTI's qform/sform rule
+DECISIONS = "decisions.json"
+
+
 @dataclass
 class ProjectedSet:
     records: list[StudyRecord]
     skipped: list[str] = field(default_factory=list)  # "path: problem", under --skip-bad
+    #: "volume path/file: decision" for each reading decision (a DICOM file set aside...)
+    decisions: list[str] = field(default_factory=list)
 
 
 def _input_files(record: StudyRecord) -> list[Path]:
@@ -102,7 +110,8 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, fl
         return folder, ""
     try:
         ref = record.volume
-        volume = load_dicom_series(ref.path) if ref.kind == "dicom" else load_nifti(ref.path)
+        volume = (load_dicom_series(ref.path, config.slice_gaps) if ref.kind == "dicom"
+                  else load_nifti(ref.path))
         centres, labels = annotations.lesions(record, volume)
         artery_ids, seeds = annotations.arteries(record, volume) or (None, None)
         out = project_volume(volume.data, volume.spacing, record.modality, config, centres,
@@ -119,6 +128,8 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, fl
             write_image(footprint_path(tmp / f"{name}.png"), out.footprints[name])
             if ref.arteries:
                 write_image(artery_path(tmp / f"{name}.png"), out.arteries[name])
+        if volume.decisions:
+            (tmp / DECISIONS).write_text(json.dumps(volume.decisions))
         (tmp / "positions.json").write_text(json.dumps(out.positions))
         try:
             os.replace(tmp, target)
@@ -186,6 +197,9 @@ def project_records(records: list[StudyRecord], cache_dir: str | Path,
                     raise DataError(r.volume.path, error.split(": ", 1)[-1])
                 result.skipped.append(error)
                 break
+            if k == 0 and (Path(folder) / DECISIONS).is_file():
+                result.decisions += [f"{Path(r.volume.path) / name}: {reason}" for name, reason
+                                     in json.loads((Path(folder) / DECISIONS).read_text())]
             posed = r if k == 0 else r.relabel(study_id=f"{r.study_id}{POSE_MARK}{k}")
             result.records.append(posed.with_views(views))
     return result

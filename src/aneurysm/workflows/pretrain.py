@@ -177,6 +177,7 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
                         {**metadata, "epoch": best["metadata"]["epoch"]})
         atomic_write_text(run_dir / "pretrain_report.json", json.dumps({
             "per_source": [asdict(s) for s in scores], "skipped": skipped,
+            "decisions": projected.decisions,
             "skipped_images": [b.path for b in bad_images], "dropped_studies": dropped,
             "checkpoint": str(run_dir / CHECKPOINT)}, indent=1))
         shutil.copyfile(run_dir / "pretrain" / "history.csv", run_dir / "history.csv")
