@@ -17,6 +17,7 @@ from ..data.distributed import topology
 from ..errors import AneurysmError
 from ..registry import adapter_classes, get_adapter, source_root
 from .demo import config_cmd, demo_cmd
+from .dsa import import_dsa_cmd
 from .options import parse_shard, speed_options
 from .study import study_group
 from .synth import synth_group
@@ -390,6 +391,7 @@ def evaluate_cmd(truth, pred, bootstrap, sizes, run_dir) -> None:
 cli.add_command(synth_group)
 cli.add_command(study_group)
 cli.add_command(demo_cmd)
+cli.add_command(import_dsa_cmd)
 cli.add_command(config_cmd)
 
 

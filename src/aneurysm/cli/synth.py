@@ -60,3 +60,19 @@ def synth_external_cmd(out, rsna, adam, lausanne, cada, topcow, seed, spacing, w
     write_external(out, config, force=force, workers=workers or None)
     console.print(f"wrote rsna2025/ ({rsna}), adam/ ({adam}), lausanne/ ({lausanne}), "
                   f"cada/ ({cada}), topcow/ ({topcow} patients x CTA + MRA) under {out}")
+
+
+@synth_group.command("dsa")
+@click.argument("kium_root", type=click.Path(file_okay=False, exists=True))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--split", type=click.Choice(["train", "test"]), default="train",
+              show_default=True)
+@click.option("--frames", default=12, show_default=True, help="Frames per run.")
+@click.option("--seed", default=0, show_default=True)
+def synth_dsa_cmd(kium_root, out, split, frames, seed) -> None:
+    """Turn a synthetic K-ium root's views into DSA runs: multi-frame X-ray angiography
+    DICOM, contrast arriving and washing out, half stored unsubtracted (for import-dsa)."""
+    from ..synth.dsa_runs import write_dsa_runs
+
+    root = write_dsa_runs(kium_root, out, split=split, frames=frames, seed=seed)
+    console.print(f"wrote DSA runs, runs.csv and labels to {root}")
