@@ -94,6 +94,11 @@ def test_uneven_spacing_is_resampled_and_gaps_filled_only_when_asked(tmp_path):
         load_dicom_series(gap)
     filled = load_dicom_series(gap, gaps="fill")
     assert np.allclose(filled.data[0, 0, :], [10 * k - 10 for k in range(5)])
+    fine = tmp_path / "fine"
+    fine.mkdir()
+    for k in range(30):  # a step that rounding would shift: 0.625 mm stays 0.625 mm
+        _slice(fine, k, 5, pos=[0.0, 0.0, 0.625 * k])
+    assert load_dicom_series(fine).spacing[2] == pytest.approx(0.625, abs=1e-9)
 
 
 def test_multiframe_file_with_shuffled_frames(tmp_path):

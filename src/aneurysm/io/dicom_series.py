@@ -207,9 +207,11 @@ def _uniform(data: np.ndarray, along: np.ndarray, gaps: str, folder: Path
     interpolation to the commonest step (the smallest of equals) where positions are uneven
     or, with ``gaps='fill'``, where slices are missing."""
     steps = np.diff(along)
-    counts = Counter(np.round(steps, 2).tolist())
+    rounded = np.round(steps, 2)
+    counts = Counter(rounded.tolist())
     top = max(counts.values())
-    step = min(v for v, c in counts.items() if c == top)  # the nominal: the commonest step
+    nominal = min(v for v, c in counts.items() if c == top)  # the commonest step
+    step = float(np.median(steps[rounded == nominal]))  # its exact value, not the rounded one
     if np.all(steps < 1.1 * step) and np.all(steps > step / 1.1):
         return data, step, np.arange(len(along), dtype=float)
     if np.any(steps > 1.5 * step) and gaps != "fill":
