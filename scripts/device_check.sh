@@ -100,7 +100,7 @@ $ANEURYSM synth external "$DATA" --rsna $((PATIENTS / 3)) --adam $((PATIENTS / 6
 $ANEURYSM pretrain --data-root "$DATA" --config "$OUT/gpu.yaml" --out "$OUT/pretrain" \
   --epochs 3 --batch-size auto --force
 $ANEURYSM finetune --root "$DATA/kium" --config "$OUT/gpu.yaml" --out "$OUT/run" --folds 2 \
-  --epochs 3 --batch-size auto --init "$OUT/pretrain/pretrained.pt" --force
+  --epochs 3 --batch-size auto --init "$OUT/pretrain/pretrained.safetensors" --force
 $ANEURYSM predict --run "$OUT/run" --input "$DATA/kium/test_set" --output "$OUT/output.csv" \
   --force
 $ANEURYSM evaluate --truth "$DATA/kium/groundtruth.csv" --pred "$OUT/output.csv" \

@@ -20,6 +20,7 @@ from torch import nn
 from aneurysm.config import load_config
 from aneurysm.errors import ConfigError, DataError
 from aneurysm.inference.predict import predict_run
+from aneurysm.model.checkpoint import read_checkpoint
 from aneurysm.model.registry import MODELS, register_model
 from aneurysm.projection import project_records
 from aneurysm.projection.config import ProjectionConfig
@@ -137,7 +138,7 @@ def test_a_registered_model_trains_predicts_and_takes_its_own_settings(
     assert config.model.settings == ToySettings(hidden=4)
     records = get_adapter("kium").load(kium_root, "train")
     finetune(tmp_path / "run", records, config, folds=2, progress=False)
-    state = torch.load(tmp_path / "run" / "fold_0" / "best.pt", weights_only=True)
+    state = read_checkpoint(tmp_path / "run" / "fold_0" / "best.safetensors")
     assert state["state_dict"]["body.0.weight"].shape == (4, 2)
     assert state["metadata"]["model"] == {"model": "toy", "embed_dim": 32, "hidden": 4}
     test = get_adapter("kium").load(kium_root, "test")

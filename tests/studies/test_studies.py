@@ -237,7 +237,7 @@ def test_the_table_of_a_folder_without_results_is_one_line(tmp_path):
 def test_an_unreadable_run_is_one_line(tmp_path):
     _one_line_error(_invoke("diagnose", str(tmp_path)),
                     "no config.yaml; is this a finished `aneurysm pretrain` run?")
-    for name in ("splits.json", "records.json", "pretrained.pt"):
+    for name in ("splits.json", "records.json", "pretrained.safetensors"):
         (tmp_path / name).write_text("{}")
     (tmp_path / "config.yaml").write_text("train: [\n")
     _one_line_error(_invoke("by-size", str(tmp_path)), "not valid YAML")
@@ -306,7 +306,7 @@ def test_a_finished_run_loads_back_and_its_analyses_run(tiny_study, tmp_path):
     broken.mkdir()
     for name in ("config.yaml", "splits.json", "records.json"):
         (broken / name).write_bytes((run / name).read_bytes())
-    (broken / "pretrained.pt").write_bytes(b"not a checkpoint")
+    (broken / "pretrained.safetensors").write_bytes(b"not a checkpoint")
     _one_line_error(_invoke("diagnose", str(broken), "--no-patches"),
                     "not a readable checkpoint")
 

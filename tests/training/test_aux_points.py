@@ -7,6 +7,7 @@ from conftest import write_config
 
 from aneurysm.cli.main import cli
 from aneurysm.model import ModelConfig, build_model
+from aneurysm.model.checkpoint import read_checkpoint
 from aneurysm.training.losses import footprint_points
 
 
@@ -28,7 +29,7 @@ def test_pretrain_aux_weight_trains_the_point_head(external_root, tmp_path):
                                           "--config", str(cfg), "--out", str(tmp_path / out),
                                           "--epochs", "1", "--aux-weight", aux])
         assert result.exit_code == 0, result.output
-        state = torch.load(tmp_path / out / "pretrained.pt", weights_only=False)["state_dict"]
+        state = read_checkpoint(tmp_path / out / "pretrained.safetensors")["state_dict"]
         return state["heads.points.weight"]
 
     torch.manual_seed(7)

@@ -21,8 +21,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import write_config
+from safetensors.torch import load_file
 
 from aneurysm.cli.main import cli
+from aneurysm.model.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.slow  # torchrun processes and full training runs
 
@@ -72,7 +74,7 @@ def test_two_gloo_processes_match_one_process(kium_root, tmp_path, exact_cfg):
     assert np.allclose(h1["train_loss"], h2["train_loss"], rtol=1e-3)
     assert np.allclose(h1["val_loss"], h2["val_loss"], rtol=1e-3)
     # rank 0 alone wrote, checkpoints carry no DDP prefix, and the run says how it ran
-    state = torch.load(run / "fold_0" / "best.pt", weights_only=True)["state_dict"]
+    state = read_checkpoint(run / "fold_0" / "best.safetensors")["state_dict"]
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in state)
     assert json.loads((run / "meta.json").read_text())["processes"] == 2
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in (tmp_path / "one")
@@ -104,7 +106,7 @@ def test_step_options_are_checked_and_recorded(kium_root, tmp_path, exact_cfg):
                                            "--precision", "bf16", "--epochs", "1"))
     assert result.exit_code == 0, result.output
     assert "batch size auto" in result.output
-    chosen = torch.load(auto / "fold_0" / "last.pt", weights_only=True)["batch_size"]
+    chosen = read_checkpoint(auto / "fold_0" / "last.safetensors")["batch_size"]
     assert 1 <= chosen <= 8  # a power of two, no more than the fold's training patients
     assert chosen & (chosen - 1) == 0
     assert len(_oof(auto)) == 10
@@ -122,8 +124,7 @@ def test_compiled_model_trains_like_the_eager_one(kium_root, tmp_path):
     # a backward that dynamo cannot trace warns "Error detected in ...Backward0"
     assert not [w for w in caught if "Error detected in" in str(w.message)]
     assert np.allclose(eager["presence_prob"], compiled["presence_prob"], atol=1e-4)
-    state = torch.load(tmp_path / "compiled" / "fold_0" / "best.pt",
-                       weights_only=True)["state_dict"]
+    state = load_file(tmp_path / "compiled" / "fold_0" / "best.safetensors")  # as saved
     assert not any("_orig_mod" in k for k in state)
 
 

@@ -118,11 +118,11 @@ def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_
     for _ in range(KILLS):
         kills += _killed(pretrain(out) + _resume(out), rng.uniform(0.15, 0.6) * whole, env)
     _finish(pretrain(out) + _resume(out), env)
-    assert (out / "pretrained.pt").is_file()
+    assert (out / "pretrained.safetensors").is_file()
 
     def finetune(run):
         return ["finetune", "--root", str(kium_master), "--config", str(cfg), "--folds", "2",
-                "--out", str(run), "--init", str(out / "pretrained.pt")]
+                "--out", str(run), "--init", str(out / "pretrained.safetensors")]
 
     whole = _finish(finetune(tmp_path / "whole"), env)
     run = tmp_path / "killed"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,11 +11,13 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import write_config
 from PIL import Image
 
 from aneurysm.cli.main import cli
+from aneurysm.model.checkpoint import read_checkpoint
 from aneurysm.schema import KIUM_COLUMNS
 
 pytestmark = pytest.mark.slow  # fine-tunes, predicts and evaluates end to end
@@ -35,7 +38,8 @@ def test_finetune_writes_a_complete_reproducible_run(kium_root, tmp_path, cfg):
                  "reliability.png", "records.json"):
         assert (out / name).is_file(), name
     for k in (0, 1):
-        for name in ("best.pt", "last.pt", "history.csv", "oof.csv", "summary.json"):
+        for name in ("best.safetensors", "last.safetensors", "last.state.pt", "history.csv",
+                     "oof.csv", "summary.json"):
             assert (out / f"fold_{k}" / name).is_file()
         assert list(pd.read_csv(out / f"fold_{k}" / "history.csv")["epoch"]) == [1, 2]
     meta = json.loads((out / "meta.json").read_text())
@@ -88,10 +92,32 @@ def test_finetune_writes_a_complete_reproducible_run(kium_root, tmp_path, cfg):
 
     # init from a finished run's checkpoint: body matches; another embed size does not
     assert _finetune(kium_root, tmp_path / "run3", cfg, "--init",
-                     str(out / "fold_0" / "best.pt")).exit_code == 0
+                     str(out / "fold_0" / "best.safetensors")).exit_code == 0
     cfg = write_config(tmp_path, "embed16.yaml", model={"embed_dim": 16})
-    bad = _finetune(kium_root, tmp_path / "run4", cfg, "--init", str(out / "fold_0" / "best.pt"))
+    bad = _finetune(kium_root, tmp_path / "run4", cfg, "--init",
+                    str(out / "fold_0" / "best.safetensors"))
     assert bad.exit_code == 2 and "embed_dim" in bad.output
+
+    # the weights are safetensors with the contract in their header, readable without torch's
+    # pickle; a run written before, with .pt files, still predicts the same
+    from safetensors import safe_open
+
+    with safe_open(str(out / "fold_0" / "best.safetensors"), framework="pt") as f:
+        header = json.loads(f.metadata()["aneurysm"])
+    assert header["model"]["model"] == "dense" and len(header["labels"]) == 21
+    old = tmp_path / "old_run"
+    shutil.copytree(out, old)
+    for weights in old.glob("fold_*/*.safetensors"):
+        payload = read_checkpoint(weights)
+        torch.save({k: v for k, v in payload.items()}, weights.with_suffix(".pt"))
+        weights.unlink()
+    for state in old.glob("fold_*/*.state.pt"):
+        state.unlink()
+    result = CliRunner().invoke(cli, ["predict", "--run", str(old), "--input",
+                                      str(kium_root / "test_set"), "--output",
+                                      str(tmp_path / "old.csv")])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "old.csv").equals(table)
 
 
 def test_predict_errors(kium_root, tmp_path, cfg):

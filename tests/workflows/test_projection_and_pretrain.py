@@ -17,7 +17,7 @@ from aneurysm.config import load_config
 from aneurysm.errors import AneurysmError
 from aneurysm.io.images import load_grayscale
 from aneurysm.model import build_model
-from aneurysm.model.checkpoint import load_init
+from aneurysm.model.checkpoint import load_init, read_checkpoint
 from aneurysm.projection import ProjectionConfig, project_records
 from aneurysm.projection.stage import read_positions
 from aneurysm.registry import get_adapter
@@ -115,7 +115,7 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     assert pd.read_csv(tmp_path / "pre" / "history.csv")["lr"].iloc[0] == pytest.approx(0.0031)
     for name in ("adam", "cada", "lausanne", "rsna2025", "topcow"):
         assert name in pre.output
-    ckpt = torch.load(tmp_path / "pre" / "pretrained.pt", weights_only=False)
+    ckpt = read_checkpoint(tmp_path / "pre" / "pretrained.safetensors")
     meta = ckpt["metadata"]
     assert meta["model"]["model"] == "dense" and meta["image_size"] == 32
     assert meta["sources"] == {"adam": 4, "cada": 2, "lausanne": 4, "rsna2025": 5, "topcow": 2}
@@ -138,7 +138,7 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
     # fine-tuning starts from every pretrained weight: body, map and location heads alike
     config = load_config(cfg)
     model = build_model(config.model)
-    skipped = load_init(model, tmp_path / "pre" / "pretrained.pt",
+    skipped = load_init(model, tmp_path / "pre" / "pretrained.safetensors",
                         {"model": config.model.architecture(), "image_size": 32})
     assert skipped == []
     assert set(model.state_dict()) == set(ckpt["state_dict"])
@@ -153,17 +153,17 @@ def test_pretrain_then_finetune_init_end_to_end(external_root, kium_root, tmp_pa
 
     ft = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--config", str(cfg),
                              "--folds", "2", "--out", str(tmp_path / "ft"), "--init",
-                             str(tmp_path / "pre" / "pretrained.pt"), "--lr", "0.0017"])
+                             str(tmp_path / "pre" / "pretrained.safetensors"), "--lr", "0.0017"])
     assert ft.exit_code == 0, ft.output
     assert pd.read_csv(tmp_path / "ft" / "fold_0" / "history.csv")["lr"].iloc[0] == \
         pytest.approx(0.0017)
     meta = json.loads((tmp_path / "ft" / "meta.json").read_text())
-    assert meta["init"].endswith("pretrained.pt")
+    assert meta["init"].endswith("pretrained.safetensors")
 
     cfg = write_config(tmp_path, "size48.yaml", preprocess={"image_size": 48})
     bad = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--config", str(cfg),
                               "--folds", "2", "--out", str(tmp_path / "ft2"), "--init",
-                              str(tmp_path / "pre" / "pretrained.pt")])
+                              str(tmp_path / "pre" / "pretrained.safetensors")])
     assert bad.exit_code == 2
     assert "image_size: checkpoint has 32, this run uses 48" in bad.output
 

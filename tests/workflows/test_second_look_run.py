@@ -29,7 +29,7 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
     run = tmp_path / "run"
     result = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--out", str(run),
                                  "--config", str(cfg), "--folds", "2",
-                                 "--init", str(pre / "pretrained.pt")])
+                                 "--init", str(pre / "pretrained.safetensors")])
     assert result.exit_code == 0, result.output
     maps = tmp_path / "maps"
     result = runner.invoke(cli, ["predict", "--run", str(run), "--input",
@@ -44,7 +44,7 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
     arrays, _, _ = build_arrays(get_adapter("kium").load(kium_root, "test"), cache,
                                 fine_cache=fine, progress=False)
     assert arrays.fine is not None and arrays.fine.shape[-1] == 64
-    model = load_model(run / "fold_0" / "best.pt", config.model)
+    model = load_model(run / "fold_0" / "best.safetensors", config.model)
     view_maps = predict_maps([model], arrays, config.train.predict_options(),
                              torch.device("cpu"))
     assert view_maps.crops.shape == (len(arrays), arrays.images.shape[1], 2, 3)

@@ -181,7 +181,7 @@ def measure_inference(run: Path, root: Path, rounds: int) -> dict:
     from ..inference.predict import predict_run
 
     records = get_adapter("kium").load(root, "test")
-    folds = len(list(run.glob("fold_*/best.pt")))
+    folds = len(list(run.glob("fold_*/best.safetensors")))
     times = []
     with tempfile.TemporaryDirectory() as out:
         for k in range(rounds + 1):  # the first fills the cache: reported apart, as cold

@@ -138,7 +138,7 @@ def sources_cmd(data_root, mapping, preview, cache_dir, skip_bad) -> None:
 def pretrain_cmd(source_names, data_root, config_path, out, epochs, lr, seed, val_fraction,
                  train_share, aux_weight, poses, cache_dir, resume, force, skip_bad,
                  speed) -> None:
-    """Pretrain on pooled external sources; writes OUT/pretrained.pt for finetune --init."""
+    """Pretrain on pooled external sources; writes OUT/pretrained.safetensors for finetune --init."""
     from ..sources import load_sources
     from ..workflows.pretrain import CHECKPOINT, pretrain
     from .render import print_source_scores

@@ -19,7 +19,7 @@ from ..config import read_run_config
 from ..data.arrays import build_arrays, image_caches
 from ..errors import AneurysmError
 from ..io.montage import save_overlay_montage
-from ..model.checkpoint import load_model
+from ..model.checkpoint import checkpoint_path, load_model
 from ..model.predict import resolve_device
 from ..schema import LOCATION_NAMES, VIEW_TYPES, load_manifest
 from .maps import crop_boxes, predict_maps
@@ -87,7 +87,7 @@ def render_error_cases(run_dir: str | Path, per_kind: int = 4, tile: int = 112
         if not rows:
             continue
         sub = arrays.subset([index[r["study_id"]] for r in rows])
-        ckpt = run_dir / f"fold_{int(fold)}" / "best.pt"
+        ckpt = checkpoint_path(run_dir / f"fold_{int(fold)}", "best")
         if not ckpt.is_file():
             raise AneurysmError(f"{ckpt}: missing; the run's fold {fold} is incomplete")
         model = load_model(ckpt, config.model, device)

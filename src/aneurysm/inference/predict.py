@@ -14,7 +14,7 @@ from ..config import read_run_config
 from ..data.arrays import build_arrays, image_caches
 from ..errors import AneurysmError
 from ..io.atomic import atomic_path
-from ..model.checkpoint import load_model
+from ..model.checkpoint import checkpoint_path, load_model
 from ..model.predict import predict_arrays, resolve_device
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES, StudyRecord
 
@@ -42,9 +42,10 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
     if locations not in ("binary", "prob"):
         raise AneurysmError(f"--locations must be binary or prob, got {locations!r}")
     config = read_run_config(run_dir)
-    checkpoints = sorted(run_dir.glob("fold_*/best.pt"))
+    checkpoints = [checkpoint_path(d, "best") for d in sorted(run_dir.glob("fold_*"))
+                   if checkpoint_path(d, "best").is_file()]
     if not checkpoints:
-        raise AneurysmError(f"{run_dir}: no fold_*/best.pt; has finetune finished a fold?")
+        raise AneurysmError(f"{run_dir}: no fold_*/best.safetensors; has finetune finished a fold?")
     cache, fine = image_caches(config.data.cache_dir, config.preprocess)
     arrays, skipped, dropped = build_arrays(records, cache, skip_bad=True,
                                             workers=config.data.workers or None,

@@ -3,10 +3,21 @@
 nnU-Net's lesson: every key except the heads must exist with the same shape; DDP's ``module.``
 and torch.compile's ``_orig_mod.`` prefixes are stripped; a mismatch lists what differs instead
 of dumping shapes.
+
+Weights are safetensors files (``best.safetensors``, ``last.safetensors``,
+``pretrained.safetensors``): the format Hugging Face, timm and MONAI's newer bundles use, read
+without any code running, memory-mappable, and readable outside torch. The metadata (the
+architecture, image size, labels, config hash, versions) is JSON in the file's header. What
+only ``--resume`` needs (optimiser, scheduler and loss-scaler state, the history so far) stays
+in a torch file beside it (``last.state.pt``, read with ``weights_only``): it is nested
+containers of tensors and numbers, which safetensors' flat name -> tensor map does not hold,
+and nobody outside this package needs it. Runs written before hold ``.pt`` files; they still
+load, with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +32,17 @@ from .registry import build_model
 
 HEAD_PREFIX = "heads."
 _PREFIXES = ("module.", "_orig_mod.")
+WEIGHTS = ".safetensors"
+#: beside ``last.safetensors``: what ``--resume`` needs besides the weights
+STATE_SUFFIX = ".state.pt"
+_HEADER_KEY = "aneurysm"
+
+
+def checkpoint_path(folder: str | Path, stem: str) -> Path:
+    """``folder/stem.safetensors``; an older run's ``folder/stem.pt`` where only that exists."""
+    folder = Path(folder)
+    new, old = folder / f"{stem}{WEIGHTS}", folder / f"{stem}.pt"
+    return old if old.is_file() and not new.is_file() else new
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -40,22 +62,49 @@ def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any]
                     **extra: Any) -> Path:
     """Write atomically: a killed process never leaves a half-written checkpoint."""
     model = getattr(model, "module", model)
-    payload = {"state_dict": strip_prefixes(model.state_dict()), "metadata": metadata, **extra}
+    path = Path(path)
+    state = strip_prefixes(model.state_dict())
     try:
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-    except RuntimeError as exc:  # torch's zip writer reports a short write (a full disk) so
+        if path.suffix == WEIGHTS:
+            from safetensors.torch import save_file
+
+            # own, contiguous CPU copies: safetensors refuses tensors that share memory
+            tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+            header = {_HEADER_KEY: json.dumps(metadata, default=str)}
+            if extra:  # the resume state first: a weights file never points at a missing one
+                with atomic_path(path.with_suffix(STATE_SUFFIX)) as tmp:
+                    torch.save(extra, tmp)
+            with atomic_path(path) as tmp:
+                save_file(tensors, str(tmp), metadata=header)
+        else:
+            with atomic_path(path) as tmp:
+                torch.save({"state_dict": state, "metadata": metadata, **extra}, tmp)
+    except (RuntimeError, OSError) as exc:  # a short write (a full disk) and the like
         raise AneurysmError(f"{path}: could not write the checkpoint "
                             f"({str(exc).splitlines()[0][:120]})") from None
-    return Path(path)
+    return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load without running code: ``weights_only`` unpickles tensors, containers and numbers
-    only, so a checkpoint handed over by someone else cannot execute anything on load."""
-    path = Path(path)
-    if not path.is_file():
-        raise AneurysmError(f"{path}: checkpoint not found")
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        state = load_file(str(path))
+        metadata = json.loads(header.get(_HEADER_KEY, "{}"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AneurysmError(f"{path}: not a readable checkpoint "
+                            f"(safetensors: {exc.__class__.__name__})") from None
+    payload: dict[str, Any] = {"state_dict": state, "metadata": metadata}
+    extra = path.with_suffix(STATE_SUFFIX)
+    if extra.is_file():
+        payload.update(_torch_load(extra))
+    return payload
+
+
+def _torch_load(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -68,7 +117,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     except Exception as exc:  # a truncated or foreign file
         raise AneurysmError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from None
-    state = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        raise AneurysmError(f"{path}: not an aneurysm checkpoint (not a mapping)")
+    return payload
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load without running code: safetensors holds tensors and a JSON header only, and an
+    older ``.pt`` file goes through ``weights_only``, which unpickles tensors, containers and
+    numbers only, so a checkpoint handed over by someone else cannot execute anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise AneurysmError(f"{path}: checkpoint not found")
+    payload = _read_safetensors(path) if path.suffix == WEIGHTS else _torch_load(path)
+    state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise AneurysmError(f"{path}: not an aneurysm checkpoint (no state_dict of tensors)")

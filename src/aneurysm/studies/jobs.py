@@ -76,13 +76,13 @@ def _finetune(job: Job, config) -> dict:
     from ..inference.predict import predict_run
     from ..registry import get_adapter
     from ..workflows.finetune import finetune
-    from ..workflows.pretrain import CHECKPOINT
+    from ..workflows.pretrain import pretrained_checkpoint
     from .draws import KIUM
 
     run, kium = Path(job.run_dir), Path(job.data_root) / KIUM
     adapter = get_adapter("kium")
     train, test = adapter.load(kium, "train"), adapter.load(kium, "test")
-    init = str(Path(job.init) / CHECKPOINT) if job.init else None
+    init = str(pretrained_checkpoint(job.init)) if job.init else None
     finetune(run, train, config, folds=job.folds, init=init, force=True,
              splits_file=job.splits, progress=False)
     report = write_report(run)

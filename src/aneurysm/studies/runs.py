@@ -34,9 +34,9 @@ class LoadedRun:
 
 def check_run(run: Path) -> None:
     """One line if ``run`` lacks what a finished ``aneurysm pretrain`` run has."""
-    from ..workflows.pretrain import CHECKPOINT
+    from ..workflows.pretrain import pretrained_checkpoint
 
-    for name in ("config.yaml", "splits.json", "records.json", CHECKPOINT):
+    for name in ("config.yaml", "splits.json", "records.json", pretrained_checkpoint(run).name):
         if not (run / name).is_file():
             raise StudyError(f"{run}: no {name}; is this a finished `aneurysm pretrain` run?")
 
@@ -115,11 +115,11 @@ def _read(run: Path, validation_only: bool = False) -> tuple[Any, set[str], Any]
 def _model(run: Path, config: Any) -> tuple[Any, Any]:
     from ..model.checkpoint import load_model
     from ..model.predict import resolve_device
-    from ..workflows.pretrain import CHECKPOINT
+    from ..workflows.pretrain import pretrained_checkpoint
 
     device = resolve_device(config.train.device)
     try:
-        return load_model(run / CHECKPOINT, config.model, device), device
+        return load_model(pretrained_checkpoint(run), config.model, device), device
     except AneurysmError as exc:
         raise StudyError(str(exc)) from None
 

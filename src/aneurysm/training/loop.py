@@ -30,7 +30,7 @@ from ..data.distributed import (
 )
 from ..io.atomic import atomic_path, atomic_write_text
 from ..metrics import safe_auroc
-from ..model.checkpoint import read_checkpoint, save_checkpoint
+from ..model.checkpoint import checkpoint_path, read_checkpoint, save_checkpoint
 from ..model.predict import predict_arrays, resolve_device
 from .batch_size import auto_batch_size
 from .config import AugmentConfig, TrainConfig
@@ -109,7 +109,7 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                train: StudyArrays, val: StudyArrays, cfg: TrainConfig, augment: AugmentConfig,
                metadata: dict[str, Any], progress: bool = True,
                weights: LossWeights = LossWeights()) -> FoldResult:
-    """Train one fold, resuming from ``last.pt`` if it exists; returns the fold's summary.
+    """Train one fold, resuming from ``last.safetensors`` (or an older run's ``last.pt``) if it exists; returns the fold's summary.
 
     Under torchrun every rank trains on its share of each batch and rank 0 alone writes.
     """
@@ -122,7 +122,7 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
     model = make_model().to(device)
     history: list[dict] = []
     start = 1
-    last_path, best_path = fold_dir / "last.pt", fold_dir / "best.pt"
+    last_path, best_path = checkpoint_path(fold_dir, "last"), checkpoint_path(fold_dir, "best")
     state = read_checkpoint(last_path) if last_path.is_file() else None
     if state is not None:
         cfg = dataclasses.replace(cfg, batch_size=state.get("batch_size", cfg.batch_size))
@@ -200,10 +200,10 @@ def finish_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                 device: torch.device, loss: Callable | None = None) -> FoldResult:
     """Out-of-fold predictions and the train/validation AUROC of the kept (best) weights."""
     model = make_model().to(device)
-    model.load_state_dict(read_checkpoint(fold_dir / "last.pt")["state_dict"])
+    model.load_state_dict(read_checkpoint(checkpoint_path(fold_dir, "last"))["state_dict"])
     options = cfg.predict_options()
     last_p, _, _ = predict_arrays(model, val, options, device)  # no epoch chosen on validation
-    best = read_checkpoint(fold_dir / "best.pt")
+    best = read_checkpoint(checkpoint_path(fold_dir, "best"))
     model.load_state_dict(best["state_dict"])
     tp, _, _ = predict_arrays(model, train, options, device)
     vp, vloc, vloss = predict_arrays(model, val, options, device, loss=loss)

@@ -26,7 +26,7 @@ from ..errors import AneurysmError
 from ..io.atomic import atomic_write_text
 from ..metrics import bootstrap_auroc
 from ..model import build_model
-from ..model.checkpoint import read_checkpoint, save_checkpoint
+from ..model.checkpoint import checkpoint_path, read_checkpoint, save_checkpoint
 from ..model.predict import predict_arrays, resolve_device
 from ..projection import is_canonical, project_records
 from ..schema import StudyRecord, save_manifest
@@ -34,7 +34,12 @@ from ..training.loop import train_fold
 from ..training.steps import check_step_config
 from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
 
-CHECKPOINT = "pretrained.pt"
+CHECKPOINT = "pretrained.safetensors"
+
+
+def pretrained_checkpoint(run_dir: str | Path) -> Path:
+    """A pretraining run's checkpoint: ``pretrained.safetensors``, or an older run's ``.pt``."""
+    return checkpoint_path(run_dir, "pretrained")
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
                                        lr=config.train.pretrain_lr or config.train.lr)
     train_fold(run_dir / "pretrain", 0, make_model, train, val, train_config, config.augment,
                metadata, progress, config.loss)
-    best = read_checkpoint(run_dir / "pretrain" / "best.pt")
+    best = read_checkpoint(checkpoint_path(run_dir / "pretrain", "best"))
     model = make_model()
     model.load_state_dict(best["state_dict"])
     scores = _per_source(model, val, config, train)
