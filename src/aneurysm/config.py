@@ -53,10 +53,6 @@ class ExperimentConfig:
         if self.preprocess.image_size % k:
             raise ValueError(f"preprocess.image_size {self.preprocess.image_size} must be a "
                              f"multiple of model.{self.model.name}.stem_unshuffle {k}")
-        if self.preprocess.fine_size and not getattr(self.model.settings, "crops", 0):
-            raise ValueError(f"preprocess.fine_size {self.preprocess.fine_size} feeds the "
-                             "second look, which this model lacks: set model.dense.crops "
-                             "(e.g. 4), or fine_size 0")
 
 
 #: (section, old key) -> the key that replaced it

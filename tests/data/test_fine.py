@@ -40,11 +40,13 @@ def test_fine_views_stay_on_disk_and_are_shared_by_subsets(kium_root, tmp_path):
         again.fine[len(again)]
 
 
-def test_fine_size_keeps_the_first_cache_and_needs_a_second_look(tmp_path):
+def test_fine_size_keeps_the_first_cache_and_is_read_only_by_a_second_look(tmp_path):
     assert (PreprocessConfig(fine_size=512).cache_params()
             == PreprocessConfig().cache_params())  # the 128-px cache is not rebuilt
-    with pytest.raises(ValueError, match="model.dense.crops"):
-        ExperimentConfig(preprocess=PreprocessConfig(fine_size=512))
+    config = ExperimentConfig(preprocess=PreprocessConfig(fine_size=512))  # model: no crops
+    assert not config.model.second_look
+    _, fine = image_caches(str(tmp_path / "c"), config.preprocess, config.model.second_look)
+    assert fine is None
     with pytest.raises(ValueError, match="at least"):
         PreprocessConfig(image_size=256, fine_size=128)
     path = tmp_path / "c.yaml"

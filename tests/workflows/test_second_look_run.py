@@ -40,7 +40,8 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
     assert out["Aneurysm"].between(0, 1).all() and len(list(maps.glob("*.png"))) == len(out)
     # the montages mark the crops each view's second look read, with their scores
     config = read_run_config(run)
-    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess,
+                               config.model.second_look)
     arrays, _, _ = build_arrays(get_adapter("kium").load(kium_root, "test"), cache,
                                 fine_cache=fine, progress=False)
     assert arrays.fine is not None and arrays.fine.shape[-1] == 64

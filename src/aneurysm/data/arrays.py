@@ -194,8 +194,11 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     return arrays, skipped, dropped
 
 
-def image_caches(cache_dir: str, config) -> tuple[ImageCache, ImageCache | None]:
-    """The first stage's cache and, where ``config.fine_size`` asks for one, the second look's
-    (``config``: the ``preprocess:`` settings)."""
-    fine = config.fine()
+def image_caches(cache_dir: str, config, second_look: bool = True
+                 ) -> tuple[ImageCache, ImageCache | None]:
+    """The first stage's cache and, where ``config.fine_size`` asks for one and the model has
+    a ``second_look`` to read it, the second look's (``config``: the ``preprocess:``
+    settings). A model without one ignores ``fine_size``, so switching models from a preset
+    that sets it needs no other change."""
+    fine = config.fine() if second_look else None
     return ImageCache(cache_dir, config), (ImageCache(cache_dir, fine) if fine else None)

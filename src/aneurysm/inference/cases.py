@@ -71,7 +71,8 @@ def render_error_cases(run_dir: str | Path, per_kind: int = 4, tile: int = 112
     config = read_run_config(run_dir)
     records = {r.study_id: r for r in load_manifest(run_dir / "records.json")}
     wanted = [records[s] for s in picked["study_id"] if s in records]
-    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess,
+                               config.model.second_look)
     arrays, skipped, dropped = build_arrays(wanted, cache, skip_bad=True, progress=False,
                                             fine_cache=fine)
     if not len(arrays):

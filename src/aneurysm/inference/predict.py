@@ -46,7 +46,8 @@ def predict_run(run_dir: str | Path, records: list[StudyRecord], output: str | P
                    if checkpoint_path(d, "best").is_file()]
     if not checkpoints:
         raise AneurysmError(f"{run_dir}: no fold_*/best.safetensors; has finetune finished a fold?")
-    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess,
+                               config.model.second_look)
     arrays, skipped, dropped = build_arrays(records, cache, skip_bad=True,
                                             workers=config.data.workers or None,
                                             progress=progress, fine_cache=fine)

@@ -52,6 +52,11 @@ class ModelConfig:
         return getattr(self.settings, "map_stride", 4)
 
     @property
+    def second_look(self) -> bool:
+        """Whether the model reads crops from the fine views (``preprocess.fine_size``)."""
+        return bool(getattr(self.settings, "crops", 0))
+
+    @property
     def draws_maps(self) -> bool:
         """Whether the model draws per-view aneurysm maps (``predict --maps``)."""
         return model_spec(self.name).draws_maps

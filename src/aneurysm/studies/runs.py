@@ -102,7 +102,8 @@ def _read(run: Path, validation_only: bool = False) -> tuple[Any, set[str], Any]
         records = load_manifest(run / "records.json")
         if validation_only:
             records = [r for r in records if r.study_id in val_ids]
-        cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+        cache, fine = image_caches(config.data.cache_dir, config.preprocess,
+                               config.model.second_look)
         arrays, _, _ = build_arrays(records, cache, progress=False, fine_cache=fine,
                                     footprint_stride=footprint_stride(config.model.map_stride))
     except AneurysmError as exc:

@@ -47,7 +47,8 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     labelled = [r for r in records if r.is_labelled]
-    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess,
+                               config.model.second_look)
     stride = footprint_stride(config.model.map_stride)
     arrays, skipped, dropped = build_arrays(labelled, cache, skip_bad=skip_bad,
                                             workers=config.data.workers or None,

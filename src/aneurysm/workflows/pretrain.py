@@ -151,7 +151,8 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     if world.is_main:
         save_manifest(train_records + val_records, run_dir / "records.json")
 
-    cache, fine = image_caches(config.data.cache_dir, config.preprocess)
+    cache, fine = image_caches(config.data.cache_dir, config.preprocess,
+                               config.model.second_look)
     stride = footprint_stride(config.model.map_stride)
     arrays, bad_images, dropped = build_arrays(train_records + val_records, cache,
                                                skip_bad=skip_bad,
