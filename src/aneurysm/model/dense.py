@@ -33,6 +33,11 @@ _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are n
 TRAINING_CROPS = 3
 
 
+def _exporting() -> bool:
+    """Traced for ONNX (``aneurysm export``) rather than run."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
     """log(1 - exp(x)) for x <= 0, accurate at both ends."""
     x = x.clamp(max=-1e-7)
@@ -155,7 +160,12 @@ class DenseMultiViewNet(nn.Module):
         dtype = self.heads["view_bias"].weight.dtype
         maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
         feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)
-        if present.any():  # the body never sees an absent view
+        if _exporting():  # a graph has no data-dependent branch: every view, absent ones masked
+            m, f = self.body(flat)
+            keep = present[:, None, None]
+            maps, feats = torch.where(keep, m.to(dtype), maps), torch.where(
+                keep[:, None], f.to(dtype), feats)
+        elif present.any():  # the body never sees an absent view
             index = present.nonzero()[:, 0]
             m, f = self.body(flat[index])
             # out of place: an in-place masked write has a backward torch.compile cannot trace

@@ -66,7 +66,7 @@ def sample_crops(source: torch.Tensor, centres: torch.Tensor, theta: torch.Tenso
     grid = crop_grid(centres, theta, size, field)
     crops = F.grid_sample(source[:, None].to(grid.dtype), grid, mode="bilinear",
                           padding_mode="border", align_corners=False)
-    return crops.reshape(len(source), centres.shape[1], size, size)
+    return crops.reshape(source.shape[0], centres.shape[1], size, size)  # not len(): traced
 
 
 class PatchNet(nn.Module):
