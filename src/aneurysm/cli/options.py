@@ -1,4 +1,5 @@
-"""Options that pretrain and finetune share: how fast and how large each step is.
+"""Options that pretrain and finetune share: how fast and how large each step is, and where
+its figures are tracked.
 
 They only override the ``train:`` section of the config, so a YAML file can say the same.
 """
@@ -41,6 +42,9 @@ _OPTIONS = (
                  help="bf16 autocast (CPU or GPU) or fp16 with a grad scaler (GPU)."),
     click.option("--compile", "compile_model", is_flag=True, default=None,
                  help="torch.compile the model (slower first epoch; faster after on GPUs)."),
+    click.option("--track", type=click.Choice(["tensorboard", "mlflow"]), multiple=True,
+                 help="Also log every epoch's figures to TensorBoard (RUN/tensorboard) or "
+                      "MLflow (RUN/mlflow.db); repeatable; an optional extra each."),
 )
 
 
@@ -48,9 +52,9 @@ def speed_options(command: Callable) -> Callable:
     """Adds the options and hands the command one ``speed`` dict of train overrides."""
 
     @functools.wraps(command)
-    def wrapper(*args, batch_size, accumulate, precision, compile_model, **kwargs):
+    def wrapper(*args, batch_size, accumulate, precision, compile_model, track, **kwargs):
         speed = {"batch_size": batch_size, "accumulate": accumulate, "precision": precision,
-                 "compile": compile_model or None}
+                 "compile": compile_model or None, "track": list(track) or None}
         return command(*args, speed=speed, **kwargs)
 
     for option in reversed(_OPTIONS):

@@ -18,7 +18,7 @@ from ..io.hashing import params_hash
 from .spec import Arm, Study, StudyError
 
 #: where and how fast a run happens, not what it measures: left out of the hash
-ENVIRONMENT = {"data": ("cache_dir", "workers"), "train": ("device", "threads")}
+ENVIRONMENT = {"data": ("cache_dir", "workers"), "train": ("device", "threads", "track")}
 #: what only fine-tuning reads: a pretraining's hash leaves it out
 FINETUNE_ONLY = {"train": ("epochs",)}
 RESULT = "result.json"

@@ -36,6 +36,8 @@ class TrainConfig:
     #: process); 4 were no faster on an H200, where the main process keeps up
     loader_workers: int = 0
     tta_mirror: bool = True  # average with the left-right mirrored study at prediction time
+    #: also log every epoch's figures to these (``training.tracking``): tensorboard, mlflow
+    track: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -43,6 +45,12 @@ class TrainConfig:
                              f"not {self.precision!r}")
         if self.loader_workers < 0:
             raise ValueError("train.loader_workers must be >= 0 (0 = the main process)")
+        from .tracking import TRACKERS
+
+        unknown = [t for t in self.track if t not in TRACKERS]
+        if unknown:
+            raise ValueError(f"train.track: unknown tracker(s) {unknown}; choose from "
+                             f"{sorted(TRACKERS)}")
         if self.batch_size < 0 or self.accumulate < 1:
             raise ValueError("train.batch_size must be >= 0 (0 = auto) and train.accumulate "
                              ">= 1")

@@ -36,6 +36,7 @@ from .batch_size import auto_batch_size
 from .config import AugmentConfig, TrainConfig
 from .losses import LossWeights, multitask_loss
 from .steps import grad_scaler, train_epoch
+from .tracking import Trackers
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_auroc", "val_loss", "val_auroc")
 
@@ -108,10 +109,12 @@ def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> n
 def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                train: StudyArrays, val: StudyArrays, cfg: TrainConfig, augment: AugmentConfig,
                metadata: dict[str, Any], progress: bool = True,
-               weights: LossWeights = LossWeights()) -> FoldResult:
+               weights: LossWeights = LossWeights(), tracker: Trackers | None = None,
+               track_as: str | None = None) -> FoldResult:
     """Train one fold, resuming from ``last.safetensors`` (or an older run's ``last.pt``) if it exists; returns the fold's summary.
 
     Under torchrun every rank trains on its share of each batch and rank 0 alone writes.
+    ``tracker`` (rank 0's) gets each epoch's history row as ``track_as`` (default fold_K).
     """
     world = topology()
     progress = progress and world.is_main
@@ -187,6 +190,8 @@ def train_fold(fold_dir: Path, fold: int, make_model: Callable[[], nn.Module],
                             scaler=scaler.state_dict(), history=history, epoch=epoch,
                             batch_size=cfg.batch_size)
             _write_history(fold_dir / "history.csv", history)
+            if tracker is not None:
+                tracker.log_epoch(track_as or f"fold_{fold}", row)
         barrier()
         if progress:
             tqdm.write(f"fold {fold} epoch {epoch}: train loss {row['train_loss']:.3f} "

@@ -11,17 +11,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ExperimentConfig, read_run_config
+from ..config import ExperimentConfig, config_to_dict, read_run_config
 from ..data.arrays import build_arrays, footprint_stride, image_caches
 from ..data.distributed import barrier, init_from_env, main_first
 from ..data.folds import load_folds, make_folds, save_folds
 from ..io.atomic import atomic_write_text
-from ..metrics import accuracy_thresholds
+from ..metrics import accuracy_thresholds, safe_auroc
 from ..model import build_model
 from ..model.checkpoint import load_init
 from ..schema import LOCATION_NAMES, StudyRecord, save_manifest
 from ..training.loop import FoldResult, train_fold
 from ..training.steps import check_step_config
+from ..training.tracking import Trackers
 from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
 
 
@@ -83,20 +84,43 @@ def finetune(run_dir: str | Path, records: list[StudyRecord], config: Experiment
 
     index = {sid: i for i, sid in enumerate(arrays.study_ids)}
     results = []
-    for k, fold in enumerate(fold_list):
-        fold_dir = run_dir / f"fold_{k}"
-        summary = fold_dir / "summary.json"
-        if summary.is_file():
-            results.append(FoldResult(**json.loads(summary.read_text())))
-            continue
-        train = arrays.subset([index[s] for s in fold.train])
-        val = arrays.subset([index[s] for s in fold.val])
-        results.append(train_fold(fold_dir, k, make_model, train, val, config.train,
-                                  config.augment, metadata, progress, config.loss))
-    if world.is_main:
-        combine_out_of_fold(run_dir, len(fold_list))
+    tracker = Trackers(config.train.track, run_dir, config_to_dict(config)) \
+        if world.is_main else None
+    try:
+        for k, fold in enumerate(fold_list):
+            fold_dir = run_dir / f"fold_{k}"
+            summary = fold_dir / "summary.json"
+            if summary.is_file():
+                results.append(FoldResult(**json.loads(summary.read_text())))
+                continue
+            train = arrays.subset([index[s] for s in fold.train])
+            val = arrays.subset([index[s] for s in fold.val])
+            results.append(train_fold(fold_dir, k, make_model, train, val, config.train,
+                                      config.augment, metadata, progress, config.loss,
+                                      tracker))
+        if world.is_main:
+            oof = combine_out_of_fold(run_dir, len(fold_list))
+            tracker.log_final(final_figures(results, oof))
+    finally:
+        if tracker is not None:
+            tracker.close()
     barrier()
     return results
+
+
+def final_figures(results: list[FoldResult], oof: pd.DataFrame) -> dict[str, float]:
+    """What a tracker gets once the folds are done: the pooled out-of-fold AUROC (kept and
+    final epochs) and each fold's kept epoch and its validation AUROC."""
+    known = oof[~oof["presence_true"].isna()]
+    y = known["presence_true"].to_numpy(int)
+    figures = {"cv_auroc": safe_auroc(y, known["presence_prob"].to_numpy())}
+    if "presence_prob_last_epoch" in known:
+        figures["cv_auroc_final_epoch"] = safe_auroc(
+            y, known["presence_prob_last_epoch"].to_numpy())
+    for r in results:
+        figures[f"fold_{r.fold}/best_epoch"] = float(r.best_epoch)
+        figures[f"fold_{r.fold}/val_auroc"] = r.val_auroc
+    return figures
 
 
 def combine_out_of_fold(run_dir: Path, n_folds: int) -> pd.DataFrame:

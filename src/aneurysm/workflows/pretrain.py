@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
-from ..config import ExperimentConfig, read_run_config
+from ..config import ExperimentConfig, config_to_dict, read_run_config
 from ..data.arrays import build_arrays, footprint_stride, image_caches
 from ..data.distributed import barrier, init_from_env, main_first, rank_device, shard
 from ..errors import AneurysmError
@@ -32,6 +32,7 @@ from ..projection import is_canonical, project_records
 from ..schema import StudyRecord, save_manifest
 from ..training.loop import train_fold
 from ..training.steps import check_step_config
+from ..training.tracking import Trackers
 from .run_dir import checkpoint_metadata, prepare_run, write_run_metadata
 
 CHECKPOINT = "pretrained.safetensors"
@@ -172,12 +173,20 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
 
     train_config = dataclasses.replace(config.train, epochs=config.train.pretrain_epochs,
                                        lr=config.train.pretrain_lr or config.train.lr)
-    train_fold(run_dir / "pretrain", 0, make_model, train, val, train_config, config.augment,
-               metadata, progress, config.loss)
-    best = read_checkpoint(checkpoint_path(run_dir / "pretrain", "best"))
-    model = make_model()
-    model.load_state_dict(best["state_dict"])
-    scores = _per_source(model, val, config, train)
+    tracker = Trackers(config.train.track, run_dir, config_to_dict(config)) \
+        if world.is_main else None
+    try:
+        train_fold(run_dir / "pretrain", 0, make_model, train, val, train_config,
+                   config.augment, metadata, progress, config.loss, tracker, "pretrain")
+        best = read_checkpoint(checkpoint_path(run_dir / "pretrain", "best"))
+        model = make_model()
+        model.load_state_dict(best["state_dict"])
+        scores = _per_source(model, val, config, train)
+        if tracker is not None:
+            tracker.log_final({f"{s.source}/val_auroc": s.auroc for s in scores})
+    finally:
+        if tracker is not None:
+            tracker.close()
     if world.is_main:
         save_checkpoint(run_dir / CHECKPOINT, model,
                         {**metadata, "epoch": best["metadata"]["epoch"]})
