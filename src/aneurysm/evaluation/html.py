@@ -28,10 +28,12 @@ from .report import RunReport
 REPORT = "report.html"
 
 
-def _env() -> Environment:
+def template_env(html: bool = True) -> Environment:
+    """The package's templates, with the number filters; ``html``: escaped for a page
+    (the model card is Markdown and is not)."""
     env = Environment(loader=PackageLoader("aneurysm.evaluation", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                      lstrip_blocks=True)
+                      autoescape=select_autoescape(["html", "j2"]) if html else False,
+                      trim_blocks=True, lstrip_blocks=True)
     env.filters["f3"] = _f3
     env.filters["ci"] = _ci
     return env
@@ -141,7 +143,7 @@ def write_html(run_dir: str | Path, context: dict) -> Path:
     """Render the page atomically; ``context`` from ``finetune_context`` or
     ``pretrain_context``."""
     run_dir = Path(run_dir)
-    page = _env().get_template("report.html.j2").render(
+    page = template_env().get_template("report.html.j2").render(
         run=str(run_dir), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         provenance=provenance(run_dir), **context)
     atomic_write_text(run_dir / REPORT, page)

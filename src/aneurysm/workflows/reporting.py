@@ -1,8 +1,8 @@
 """``aneurysm report RUN``: every report a run folder can give, in one call.
 
 A fine-tuning run gets report.md/json, its plots, a gallery of its out-of-fold errors drawn by
-their fold models, and report.html; a pretraining run gets report.html with per-source figures
-and a montage of projected cases. This module only orchestrates: metrics live in
+their fold models, report.html and MODEL_CARD.md; a pretraining run gets report.html with
+per-source figures and a montage of projected cases. This module only orchestrates: metrics live in
 ``evaluation``, the pictures of cases in ``inference.cases``.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import AneurysmError
 from ..evaluation.html import finetune_context, pretrain_context, write_html
+from ..evaluation.model_card import write_model_card
 from ..evaluation.official import Evaluation
 from ..evaluation.report import RunReport, write_report
 from ..io.atomic import atomic_write_text
@@ -42,6 +43,7 @@ def report_run(run_dir: str | Path, n_boot: int = 2000, cases_per_kind: int = 4,
         listed = cases_to_json(cases)
         atomic_write_text(run_dir / "report_cases.json", json.dumps(listed, indent=1))
         html = write_html(run_dir, finetune_context(run_dir, report, listed, note, n_boot))
+        write_model_card(run_dir)
         return ReportFiles("finetune", html, report, len(cases))
     if (run_dir / "pretrain_report.json").is_file():
         html = write_html(run_dir, pretrain_context(run_dir, projected_montage(run_dir)))
