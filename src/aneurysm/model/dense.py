@@ -23,6 +23,7 @@ from torch import nn
 
 from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
 from .config import ModelConfig
+from .present_views import on_present_views
 from .second_look import PatchNet, crop_evidence, peak_centres, sample_crops
 
 _ABSENT = -30.0  # logit of every cell of an absent view
@@ -31,11 +32,6 @@ _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are n
 #: where none is known) and two random vessel points, so the patch network sees lesions and
 #: their mimics, not only what the map already finds
 TRAINING_CROPS = 3
-
-
-def _exporting() -> bool:
-    """Traced for ONNX (``aneurysm export``) rather than run."""
-    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -160,17 +156,7 @@ class DenseMultiViewNet(nn.Module):
         dtype = self.heads["view_bias"].weight.dtype
         maps = torch.full((b * v, h, w), _ABSENT, device=images.device, dtype=dtype)
         feats = torch.zeros(b * v, self.body.out_channels, h, w, device=images.device, dtype=dtype)
-        if _exporting():  # a graph has no data-dependent branch: every view, absent ones masked
-            m, f = self.body(flat)
-            keep = present[:, None, None]
-            maps, feats = torch.where(keep, m.to(dtype), maps), torch.where(
-                keep[:, None], f.to(dtype), feats)
-        elif present.any():  # the body never sees an absent view
-            index = present.nonzero()[:, 0]
-            m, f = self.body(flat[index])
-            # out of place: an in-place masked write has a backward torch.compile cannot trace
-            maps, feats = maps.index_copy(0, index, m.to(dtype)), feats.index_copy(0, index,
-                                                                                 f.to(dtype))
+        maps, feats = on_present_views(self.body, flat, present, (maps, feats))
         maps = maps.reshape(b, v, h, w)
         sharpness = self.settings.pool_sharpness
         view_logits = (smooth_max(maps, sharpness)

@@ -13,6 +13,7 @@ from torch import nn
 from ..schema import NUM_LOCATIONS, VIEW_TYPES
 from .backbone import create_backbone
 from .config import ModelConfig
+from .present_views import on_present_views
 
 
 class MaskedAttentionPool(nn.Module):
@@ -48,6 +49,10 @@ class GlobalMultiViewNet(nn.Module):
             "points": nn.Linear(config.embed_dim, 3),
         })
 
+    def _embed(self, views: torch.Tensor) -> tuple[torch.Tensor]:
+        """(N, 1, S, S) views -> (N, embed_dim) features."""
+        return (self.project(self.backbone(views.contiguous(memory_format=torch.channels_last))),)
+
     def forward(self, images: torch.Tensor, view_ids: torch.Tensor,
                 view_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """images (B, V, 1, S, S) float, view_ids (B, V) long, view_mask (B, V) bool."""
@@ -56,9 +61,7 @@ class GlobalMultiViewNet(nn.Module):
         flat = images.reshape(b * v, *images.shape[2:])
         feats = torch.zeros(b * v, self.project.out_features, device=images.device,
                             dtype=self.project.weight.dtype)
-        if present.any():  # the backbone never sees an absent view
-            views = flat[present].contiguous(memory_format=torch.channels_last)
-            feats[present] = self.project(self.backbone(views)).to(feats.dtype)
+        (feats,) = on_present_views(self._embed, flat, present, (feats,))
         h = torch.relu(feats.reshape(b, v, -1) + self.view_embedding(view_ids))
         pooled, attention = self.pool(h, view_mask)
         pooled = self.dropout(pooled)
