@@ -18,6 +18,7 @@ from ..errors import AneurysmError
 from ..registry import adapter_classes, get_adapter, source_root
 from .demo import config_cmd, demo_cmd
 from .dsa import import_dsa_cmd
+from .export import export_cmd
 from .options import parse_shard, speed_options
 from .study import study_group
 from .synth import synth_group
@@ -392,6 +393,7 @@ cli.add_command(synth_group)
 cli.add_command(study_group)
 cli.add_command(demo_cmd)
 cli.add_command(import_dsa_cmd)
+cli.add_command(export_cmd)
 cli.add_command(config_cmd)
 
 
