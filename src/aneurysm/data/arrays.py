@@ -22,7 +22,7 @@ from ..preprocessing import (
 )
 from ..projection.stage import artery_path, footprint_path, read_positions
 from ..schema import LOCATION_NAMES, NUM_LOCATIONS, StudyRecord, view_index
-from .distributed import barrier, shard, topology
+from .distributed import warm_shared
 from .fine import FineViews, fine_views
 
 #: Footprints are kept on a grid of (image size / this): the dense model's default map stride.
@@ -131,10 +131,7 @@ def build_arrays(records: list[StudyRecord], cache: ImageCache, skip_bad: bool =
     second cache, at ``preprocess.fine_size``) adds the memory-mapped fine views.
     """
     paths = sorted({v.path for r in records for v in r.views if v.path})
-    if shared and topology().distributed:  # every rank calls: each fills its share of the cache
-        cache.warm(shard(paths), workers=workers, progress=progress)
-        barrier()
-    errors = cache.warm(paths, workers=workers, progress=progress)
+    errors = warm_shared(cache, paths, workers, progress, shared)
     if errors and not skip_bad:
         path, problem = next(iter(sorted(errors.items())))
         raise DataError(path, f"{problem} ({len(errors)} unreadable image(s) in all; pass "

@@ -134,3 +134,14 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
         if inner is None:
             return model
         model = inner
+
+
+def warm_shared(cache, paths: list[str], workers: int | None, progress: bool,
+                shared: bool) -> dict[str, str]:
+    """Fill ``cache`` (an ``ImageCache``) for ``paths``; returns {path: problem} of the
+    unreadable ones. ``shared``: every torchrun rank calls this with the same paths, so each
+    first preprocesses its share into the one cache, then reads the whole of it."""
+    if shared and topology().distributed:
+        cache.warm(shard(paths), workers=workers, progress=progress)
+        barrier()
+    return cache.warm(paths, workers=workers, progress=progress)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..io.hashing import params_hash
 from ..schema import StudyRecord
-from .distributed import barrier, shard, topology
+from .distributed import barrier, topology, warm_shared
 
 
 class FineViews:
@@ -59,11 +59,8 @@ def fine_views(records: list[StudyRecord], cache, n_views: int, errors: dict[str
         return None
     paths = sorted({v.path for r in records if r.volume is None for v in r.views
                     if v.path and v.path not in errors})
+    warm_shared(cache, paths, workers, progress, shared)
     t = topology()
-    if shared and t.distributed:
-        cache.warm(shard(paths), workers=workers, progress=progress)
-        barrier()
-    cache.warm(paths, workers=workers, progress=progress)
     hashes = [[cache.content_hash(v.path) if v.path and v.path not in errors else ""
                for v in r.views] for r in records]
     key = params_hash({"fine": cache.params, "views": n_views, "hashes": hashes,
