@@ -29,6 +29,10 @@ def _angiogram(path, size=1024, dot=(0.30, 0.65), radius=0.012):
     return path
 
 
+def prepare_fine(fine):
+    return fine.float() / 255
+
+
 @pytest.mark.parametrize("fine_size", [128, 256, 512])
 def test_a_crop_at_the_footprint_shows_it_in_place_at_every_source_resolution(tmp_path, fine_size):
     dot = (0.30, 0.65)
@@ -98,10 +102,6 @@ def test_crops_map_back_to_the_full_view_under_augmentation_and_the_swap(seed):
     assert checked >= 12
     # the swap really happened: the frontal views came back mirrored and moved
     assert not torch.equal(out["fine"], prepare_fine(raw["fine"]))
-
-
-def prepare_fine(fine):
-    return fine.float() / 255
 
 
 def test_view_evidence_rises_with_any_single_crop():

@@ -39,10 +39,9 @@ def predict_maps(models: list[nn.Module], arrays: StudyArrays, options: PredictO
     for m, model in enumerate(models):
         parts: list[list[np.ndarray]] = [[], [], []]
         for _, out in iter_outputs(model, arrays, options, device):
-            if m == 0 and "crop_logits" in out:  # the crops the model chose (no training ones)
-                k = int(getattr(model.settings, "crops", out["crop_logits"].shape[-1]))
-                crops.append(torch.cat([out["crop_centres"][..., :k, :].float(), torch.sigmoid(
-                    out["crop_logits"][..., :k, None].float())], -1).cpu().numpy())
+            if m == 0 and "crop_logits" in out:  # eval mode: only the crops the map chose
+                crops.append(torch.cat([out["crop_centres"].float(), torch.sigmoid(
+                    out["crop_logits"][..., None].float())], -1).cpu().numpy())
                 field = float(out["crop_field"])
             if "maps" not in out:
                 raise AneurysmError("this run's model draws no maps (model.name: global); "
