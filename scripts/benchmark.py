@@ -9,7 +9,8 @@ Sections (``--only`` picks some; all by default):
 - ``memory``: peak RSS of ``finetune`` at N and ``--scale`` x N patients (target: within 15%;
   with a second look, ``preprocess.fine_size`` views stay on disk);
 - ``io``: a 512 x 512 x 300 DICOM series, ours against bare pydicom, and its projection;
-- ``inference``: per-patient latency of ``predict`` with every fold ensembled.
+- ``inference``: per-patient latency of ``predict`` with every fold ensembled, torch against
+  the ONNX export's stand-alone predictor (onnxruntime), from the same JPEGs.
 
     python scripts/benchmark.py                     # CPU defaults, about 10 minutes on 2 cores
     python scripts/benchmark.py --device cuda --config configs/gpu.yaml --precision bf16
@@ -138,7 +139,7 @@ def main() -> None:
         if "memory" in sections:
             result["sections"]["memory"] = mem
             (n, a), (n4, b) = sorted(mem["peak_rss_mb"].items(), key=lambda kv: int(kv[0]))
-            print(f"\nmemory: peak RSS of a 2-fold, 1-epoch finetune (fresh processes)")
+            print("\nmemory: peak RSS of a 2-fold, 1-epoch finetune (fresh processes)")
             print(f"  {n:>4} patients {a:8.0f} MB | {n4:>4} patients {b:8.0f} MB | growth "
                   f"{100 * mem['growth']:+.1f}% (target within 15%); cache-filling "
                   f"workers peak {max(mem['loader_workers_peak_rss_mb'].values()):.0f} MB")
@@ -155,8 +156,12 @@ def main() -> None:
         result["sections"]["inference"] = inf
         print(f"\ninference: predict, {inf['folds_ensembled']} folds ensembled, "
               f"{inf['patients']} patients")
-        print(f"  cold (JPEGs not cached) {1000 * inf['cold_s_per_patient']:7.1f} ms/patient | "
-              f"warm {1000 * _med(inf['warm_s_per_patient']):7.1f} ms/patient")
+        print(f"  torch, cold (JPEGs not cached) {1000 * inf['cold_s_per_patient']:7.1f} "
+              f"ms/patient | warm {1000 * _med(inf['warm_s_per_patient']):7.1f} ms/patient")
+        if "onnxruntime_s_per_patient" in inf:
+            print(f"  onnxruntime, exported predict.py (from JPEGs every time) "
+                  f"{1000 * _med(inf['onnxruntime_s_per_patient']):7.1f} ms/patient "
+                  f"(export took {inf['export_s']:.0f} s)")
     if device.type == "cuda":
         result["machine"]["gpu_peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         print(f"\npeak GPU memory (this process): "

@@ -5,7 +5,8 @@
 - **memory**: peak resident memory of ``finetune`` at N and scale x N patients, each in a fresh process;
 - **io**: a 512 x 512 x 300 DICOM series read by ``load_dicom_series`` against a bare pydicom
   loop over the same files, and the angiographic projection of that volume;
-- **inference**: per-patient latency of ``predict_run`` with every fold's model ensembled.
+- **inference**: per-patient latency of ``predict_run`` with every fold's model ensembled, and
+  of the same run exported to ONNX and predicted by its stand-alone ``predict.py``.
 
 Used by ``scripts/benchmark.py``; timing belongs in the scripts, never in the tests.
 """
@@ -188,6 +189,34 @@ def measure_inference(run: Path, root: Path, rounds: int) -> dict:
             start = time.perf_counter()
             predict_run(run, records, Path(out) / f"o{k}.csv", progress=False)
             times.append((time.perf_counter() - start) / len(records))
-    return {"patients": len(records), "folds_ensembled": folds,
-            "cold_s_per_patient": times[0], "warm_s_per_patient": times[1:],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = {"patients": len(records), "folds_ensembled": folds,
+              "cold_s_per_patient": times[0], "warm_s_per_patient": times[1:],
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return result  # without the export extra, torch alone
+    return {**result, **measure_exported(run, root, rounds, len(records))}
+
+
+def measure_exported(run: Path, root: Path, rounds: int, patients: int) -> dict:
+    """The same run exported to ONNX, predicted by its stand-alone ``predict.py`` in this
+    process: every call decodes and cleans the JPEGs, as a cold ``predict`` does."""
+    import importlib.util
+
+    from ..workflows.export import export_run
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        export_run(run, Path(out) / "export")
+        export_s = time.perf_counter() - start
+        spec = importlib.util.spec_from_file_location("exported_predict",
+                                                      Path(out) / "export" / "predict.py")
+        predictor = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(predictor)
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            predictor.predict(Path(out) / "export", root / "test_set", warn=lambda m: None)
+            times.append((time.perf_counter() - start) / patients)
+    return {"export_s": export_s, "onnxruntime_s_per_patient": times}
