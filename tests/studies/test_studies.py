@@ -102,7 +102,37 @@ def test_arms_whose_resolved_configs_hash_alike_run_once(tmp_path):
                                                      "data": {"workers": 1}})
     assert [a.job.run_dir for a in elsewhere] == [a.job.run_dir for a in found]
     assert elsewhere[0].job.config["train"]["threads"] == 1
-    assert "threads" not in measured(elsewhere[0].job.config)["train"]
+    assert "threads" not in measured(elsewhere[0].job.config).get("train", {})
+
+
+def test_a_key_added_at_its_default_keeps_finished_runs_where_they_are(tmp_path, monkeypatch):
+    from aneurysm.studies import plan as planning
+
+    study = _study("pretrain", [{"name": "default"}, {"name": "longer", "overrides": {
+        "train": {"pretrain_epochs": 21}}}])
+    before = [a.job.run_dir for a in plan([study], tmp_path)]
+    # a later version of the code grows a key, at its default, in the config and its defaults
+    real_values, real_defaults = planning.arm_values, planning._defaults
+
+    def grown(values):
+        return {**values, "train": {**values["train"], "new_knob": 0.5}}
+
+    monkeypatch.setattr(planning, "arm_values", lambda *a: grown(real_values(*a)))
+    monkeypatch.setattr(planning, "_defaults", lambda model: grown(real_defaults(model)))
+    assert [a.job.run_dir for a in plan([study], tmp_path)] == before
+    assert measured(grown(real_values(study, study.arms[1], 0, {})))["train"] == {
+        "pretrain_epochs": 21}  # the seed (0) and every other default drop out
+
+
+def test_a_run_folder_named_by_the_whole_config_hash_is_still_used(tmp_path):
+    from aneurysm.studies.plan import pretrain_key
+
+    study = _study("pretrain", [{"name": "default"}])
+    new = plan([study], tmp_path, seeds=[0])[0].job
+    old_key = pretrain_key(new.config, new.share, new.val_fraction, whole=True)
+    assert old_key != new.key
+    (tmp_path / "seed_0" / "pretrain" / old_key).mkdir(parents=True)
+    assert plan([study], tmp_path, seeds=[0])[0].job.run_dir.endswith(old_key)
 
 
 def test_fine_tuning_arms_share_a_pretraining_that_hashes_alike(tmp_path):

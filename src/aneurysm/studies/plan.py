@@ -3,6 +3,9 @@
 Two arms whose resolved configs hash the same run once (an arm that restates a default, a
 baseline two studies share). The hash names the run's folder, so a killed study resumes where
 it stopped and a later call adds arms to the same seeds and data without rerunning the rest.
+Only the values that differ from the code's defaults are hashed, so a config key added later
+(at its default) leaves every finished run where it is. Folders named by the older hash of the
+whole config are still found and used.
 """
 
 from __future__ import annotations
@@ -71,16 +74,20 @@ def plan(studies: list[Study], out: Path, seeds: list[int] | None = None,
             for arm in study.arms:
                 config = arm_values(study, arm, seed, env)
                 pre = None
+                keys: tuple[str | None, str | None] = (None, None)
                 if study.kind == "pretrain" or arm.pretrained:
-                    key = pretrain_key(config, arm.share, study.val_fraction)
+                    keys = tuple(pretrain_key(config, arm.share, study.val_fraction, whole)
+                                 for whole in (False, True))
+                    key = _folder(folder / "pretrain", *keys)
                     pre = unique(Job("pretrain", key, seed, str(folder / "pretrain" / key),
                                      str(folder / "data"), config, arm.share,
                                      study.val_fraction))
                 job = pre
                 if study.kind == "finetune":
-                    key = params_hash({"run": "finetune", "config": measured(config),
-                                       "init": pre.key if pre else None, "folds": study.folds,
-                                       "kium": study.kium})
+                    key = _folder(folder / "finetune", *(params_hash({
+                        "run": "finetune", "config": measured(config, whole=whole),
+                        "init": init, "folds": study.folds, "kium": study.kium})
+                        for init, whole in zip(keys, (False, True))))
                     job = unique(Job("finetune", key, seed, str(folder / "finetune" / key),
                                      str(folder / "data"), config, folds=study.folds,
                                      init=pre.run_dir if pre else None,
@@ -118,18 +125,50 @@ def _present(values: dict[str, dict]) -> dict[str, dict]:
             for s, entries in values.items()}
 
 
-def measured(config: dict, leave_out: dict[str, tuple[str, ...]] | None = None) -> dict:
-    """``config`` without the keys that do not change what a run measures."""
+def _folder(parent: Path, key: str, whole_key: str) -> str:
+    """The run's folder name: its key, or the older whole-config key where only that exists."""
+    return whole_key if (parent / whole_key).is_dir() and not (parent / key).exists() else key
+
+
+def measured(config: dict, leave_out: dict[str, tuple[str, ...]] | None = None,
+             whole: bool = False) -> dict:
+    """``config`` without the keys that do not change what a run measures, and (unless
+    ``whole``) without those at the code's default value for its model."""
     values = copy.deepcopy(config)
     for drop in (ENVIRONMENT, leave_out or {}):
         for section, keys in drop.items():
             for key in keys:
                 values.get(section, {}).pop(key, None)
-    return values
+    if whole:
+        return values
+    return changed(values, _defaults(values.get("model", {}).get("name", "dense")))
 
 
-def pretrain_key(config: dict, share: float, val_fraction: float) -> str:
-    return params_hash({"run": "pretrain", "config": measured(config, FINETUNE_ONLY),
+def changed(values: dict, defaults: dict) -> dict:
+    """The entries of ``values`` that differ from ``defaults``, section by section."""
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key, _MISSING)
+        if isinstance(value, dict) and isinstance(default, dict):
+            if inner := changed(value, default):
+                out[key] = inner
+        elif value != default:
+            out[key] = value
+    return out
+
+
+_MISSING = object()
+
+
+@lru_cache(maxsize=4)
+def _defaults(model: str) -> dict:
+    from ..config import config_to_dict, load_config
+
+    return config_to_dict(load_config(None, {"model": {"name": model}}))
+
+
+def pretrain_key(config: dict, share: float, val_fraction: float, whole: bool = False) -> str:
+    return params_hash({"run": "pretrain", "config": measured(config, FINETUNE_ONLY, whole),
                         "share": share, "val_fraction": val_fraction})
 
 
