@@ -141,7 +141,10 @@ def measured(config: dict, leave_out: dict[str, tuple[str, ...]] | None = None,
                 values.get(section, {}).pop(key, None)
     if whole:
         return values
-    return changed(values, _defaults(values.get("model", {}).get("name", "dense")))
+    name = values.get("model", {}).get("name", "dense")
+    out = changed(values, _defaults(name))
+    out.setdefault("model", {})["name"] = name  # its own defaults would hide which model it is
+    return out
 
 
 def changed(values: dict, defaults: dict) -> dict:
