@@ -45,25 +45,49 @@ def tilt(volume: np.ndarray, degrees: float, order: int = 1) -> np.ndarray:
                           mode="constant", cval=0.0, prefilter=False)
 
 
+@dataclass(frozen=True)
+class DetectorWindow:
+    """A square part of the detector, rendered on its own: ``size`` detector pixels from its
+    top-left corner (``left``, ``top``, in detector pixels, fractions allowed), sampled at
+    ``samples`` rays per side. Only the rays through the window are cast, so a crop around a
+    footprint can be rendered finer than the whole view at a fraction of its cost."""
+    left: float
+    top: float
+    size: float
+    samples: int
+
+    def offsets(self, carm: CArm) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rays' detector offsets from the central ray, in mm: (rows, columns)."""
+        p = carm.pixels
+        pitch = carm.fov_mm * (carm.sid_mm / carm.sod_mm) / p  # detector pixel, mm
+        step = (torch.arange(self.samples, dtype=torch.float32) + 0.5) * (self.size / self.samples)
+        return tuple((step + (start - p / 2)) * pitch for start in (self.top, self.left))
+
+
+def whole_detector(carm: CArm) -> DetectorWindow:
+    return DetectorWindow(0.0, 0.0, float(carm.pixels), carm.pixels)
+
+
 def cone_project(planes: torch.Tensor, spacing_mm: float, centre: tuple[float, float, float],
-                 carm: CArm, reduce: str = "sum") -> torch.Tensor:
-    """Project a stack of slices along the beam onto the detector.
+                 carm: CArm, reduce: str = "sum", window: DetectorWindow | None = None
+                 ) -> torch.Tensor:
+    """Project a stack of slices along the beam onto the detector, or onto ``window`` of it.
 
     ``planes``: (C, K, A, B): C channels of K slices perpendicular to the beam, ordered from the
     source side to the detector side; A runs along detector rows, B along detector columns.
-    ``centre``: the isocentre as (slice, row, column) voxel coordinates. Returns (C, P, P):
-    the sum (path length in mm, times each channel's value) or the maximum along each ray.
+    ``centre``: the isocentre as (slice, row, column) voxel coordinates. Returns (C, P, P),
+    P the detector's pixels or the window's samples: the sum (path length in mm, times each
+    channel's value) or the maximum along each ray.
     """
     c, k, a, b = planes.shape
-    p = carm.pixels
-    pitch = carm.fov_mm * (carm.sid_mm / carm.sod_mm) / p  # detector pixel, mm
-    # detector pixel centres, mm from the central ray
-    u = (torch.arange(p, dtype=torch.float32) + 0.5 - p / 2) * pitch
+    window = window or whole_detector(carm)
+    p = window.samples
+    u_rows, u_cols = window.offsets(carm)  # ray positions, mm from the central ray
     depth = (torch.arange(k, dtype=torch.float32) - centre[0]) * spacing_mm
     magnification = carm.sid_mm / (carm.sod_mm + depth)  # (K,)
     # a detector offset u sees, on slice k, the point u / m_k mm from the central ray
-    rows = (u[None, :] / magnification[:, None]) / spacing_mm + centre[1]  # (K, P) voxels
-    cols = (u[None, :] / magnification[:, None]) / spacing_mm + centre[2]
+    rows = (u_rows[None, :] / magnification[:, None]) / spacing_mm + centre[1]  # (K, P) voxels
+    cols = (u_cols[None, :] / magnification[:, None]) / spacing_mm + centre[2]
     grid = torch.stack([
         (2 * cols[:, None, :].expand(k, p, p) + 1) / b - 1,  # x: columns, align_corners=False
         (2 * rows[:, :, None].expand(k, p, p) + 1) / a - 1,  # y: rows
@@ -74,7 +98,8 @@ def cone_project(planes: torch.Tensor, spacing_mm: float, centre: tuple[float, f
     if reduce == "max":
         return sampled.amax(0)
     # the path through one slice is longer off the central ray: spacing / cos(angle)
-    ray = torch.sqrt(1 + (u[None, :, None] / carm.sid_mm) ** 2 + (u[None, None, :] / carm.sid_mm) ** 2)
+    ray = torch.sqrt(1 + (u_rows[None, :, None] / carm.sid_mm) ** 2
+                     + (u_cols[None, None, :] / carm.sid_mm) ** 2)
     return sampled.sum(0) * spacing_mm * ray
 
 

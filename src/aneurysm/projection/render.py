@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..schema import KIUM_VIEWS, TERRITORIES
 from .config import ProjectionConfig
-from .drr import CArm, cone_project
+from .drr import CArm, DetectorWindow, cone_project
 from .modes import PROJECTION_MODES, Rays
 from .territory import entry_seeds, grow_territories
 from .volume_prep import occupancy, resample_isotropic, vessel_bright
@@ -129,15 +129,16 @@ def _detector(point: np.ndarray, centre: np.ndarray, spacing: float, carm: CArm
 
 
 def _project(channels: list[np.ndarray], projection: str, centre: np.ndarray, spacing: float,
-             carm: CArm, reduce: str) -> torch.Tensor:
-    """Project (x, y, z) volumes along one view's beam, in chunks of slices: (C, P, P)."""
+             carm: CArm, reduce: str, window: DetectorWindow | None = None) -> torch.Tensor:
+    """Project (x, y, z) volumes along one view's beam, in chunks of slices: (C, P, P), on the
+    whole detector or on ``window`` of it."""
     planes = np.stack([_planes(c, projection) for c in channels])  # (C, K, A, B)
     origin = _plane_coords(centre, channels[0].shape, projection)
     out = None
     for start in range(0, planes.shape[1], _CHUNK):
         part = torch.from_numpy(np.ascontiguousarray(planes[:, start:start + _CHUNK]))
         local = (origin[0] - start, origin[1], origin[2])
-        result = cone_project(part, spacing, local, carm, reduce)
+        result = cone_project(part, spacing, local, carm, reduce, window)
         out = result if out is None else (torch.maximum(out, result) if reduce == "max"
                                           else out + result)
     return out
@@ -146,8 +147,8 @@ def _project(channels: list[np.ndarray], projection: str, centre: np.ndarray, sp
 def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modality: str,
                    config: ProjectionConfig, lesions: list[tuple[np.ndarray, float]] = (),
                    labels: np.ndarray | None = None, arteries: np.ndarray | None = None,
-                   seeds: np.ndarray | None = None, pose: tuple[float, float] = (0.0, 0.0)
-                   ) -> Projected:
+                   seeds: np.ndarray | None = None, pose: tuple[float, float] = (0.0, 0.0),
+                   windows: dict[str, DetectorWindow] | None = None) -> Projected:
     """The eight K-ium views of one canonical volume.
 
     ``lesions``: (canonical voxel centre, radius in voxels) on the input grid; ``labels``: lesion
@@ -155,7 +156,10 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
     into ``ARTERIES``) on that grid; ``seeds``: territory ids (1 + index into ``TERRITORIES``)
     where labelled arteries say which injection fills them. Without seeds, the vessels entering
     the volume's bottom are the injections' entries. ``pose``: the C-arm turned and tilted by
-    these degrees (``pose_rotation``), the annotations with it.
+    these degrees (``pose_rotation``), the annotations with it. ``windows``: only these views,
+    each rendered on its own part of the detector (a crop read finer than the view, casting
+    only the rays through it); images, footprints and artery maps are then the windows', and
+    aneurysm centres stay in the whole view's pixels.
     """
     config = config.resolved(config.pixels or 128)
     s = config.spacing_mm
@@ -206,13 +210,16 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
     result = Projected({}, {}, {}, [])
     done: dict[tuple[str, str], tuple] = {}
     for view in KIUM_VIEWS:
+        if windows is not None and view.name not in windows:
+            continue
+        window = None if windows is None else windows[view.name]
         region = "V" if view.artery == "VA" else view.side + "I"
         projection = "A" if view.projection == "frontal" else "B"
-        key = (region, projection)
+        key = (region, projection, window)
         if key not in done:
             tilt = config.towne_deg if (region == "V" and projection == "A") else 0.0
             done[key] = _render_view(volume, ViewGeometry(region, projection, centre, s, carm,
-                                                          tilt), config)
+                                                          tilt), config, window)
         image, footprint, artery_map, points = done[key]
         result.views[view.name] = image
         if image is None:
@@ -236,9 +243,10 @@ def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: ProjectionConfig):
-    """One view's image, footprint, artery map and aneurysm centres; Nones where the view's
-    territory holds no vessel."""
+def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: ProjectionConfig,
+                 window: DetectorWindow | None = None):
+    """One view's image, footprint, artery map (on ``window`` of the detector, if given) and
+    aneurysm centres; Nones where the view's territory holds no vessel."""
     inside = (volume.territory == (TERRITORIES.index(view.region) + 1) if config.territories
               else volume.territory > 0)
     if not inside.any():
@@ -258,9 +266,9 @@ def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: Projection
         names += ["lesion", "unknown"]
     present = [] if artery_iso is None else [int(a) for a in np.unique(artery_iso[inside]) if a]
     channels += [view_of(artery_iso == a, 1) for a in present]
-    sums = _project(channels, view.projection, centre, s, carm, "sum")
+    sums = _project(channels, view.projection, centre, s, carm, "sum", window)
     rays = Rays(sums[0].numpy(), lambda: _project(channels[:1], view.projection, centre, s, carm,
-                                                  "max")[0].numpy())
+                                                  "max", window)[0].numpy())
     image = PROJECTION_MODES[config.mode].render(rays, config)
     footprint = np.full(image.shape, FOOTPRINT_BACKGROUND, dtype=np.uint8)
     if annotated:  # a ray through >= 0.3 mm of lesion or unknown voxels

@@ -1,0 +1,65 @@
+"""A crop rendered on its own: only the rays through a window of the detector, at the view's
+pitch or finer, are what a whole render at that pitch shows there (the second look's source
+for volumes)."""
+
+import numpy as np
+import pytest
+
+from aneurysm.projection import ProjectionConfig
+from aneurysm.projection.drr import DetectorWindow
+from aneurysm.projection.render import FOOTPRINT_ANEURYSM, LESION, project_volume
+
+
+def _labelled_sac():
+    """A vessel (radius 1.5 mm) with a 1.2-mm sac on its wall, 0.5-mm voxels, and its label."""
+    shape = (100, 100, 120)
+    x, y, z = np.indices(shape) * 0.5
+    vessel = (x - 25) ** 2 + (y - 25) ** 2 <= 1.5**2
+    centre = np.array([25 + 1.5 + 1.0, 25.0, 30.0])  # mm
+    sac = ((x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2) <= 1.2**2
+    image = np.where(vessel | sac, 500.0, 0.0).astype(np.float32)
+    labels = np.where(sac, LESION, 0).astype(np.uint8)
+    return image, labels, [(centre / 0.5, 1.2 / 0.5)]
+
+
+def _config(pixels: int) -> ProjectionConfig:
+    return ProjectionConfig(pixels=pixels, spacing_mm=0.5, fov_mm=50, territories=False)
+
+
+def _render(pixels: int, windows=None):
+    image, labels, lesions = _labelled_sac()
+    return project_volume(image, (0.5, 0.5, 0.5), "3DRA", _config(pixels), lesions=lesions,
+                          labels=labels, windows=windows)
+
+
+@pytest.mark.parametrize("view", ["LI-A", "LI-B"])
+def test_a_window_rendered_alone_equals_that_part_of_the_whole_view(view):
+    whole = _render(128)
+    point = next(p for p in whole.positions if p["view"] == view)
+    left, top = int(point["x"]) - 12, int(point["y"]) - 12
+    crop = (slice(top, top + 24), slice(left, left + 24))
+    part = _render(128, {view: DetectorWindow(left, top, 24, 24)})
+    assert set(part.views) == {view}  # only the asked view is cast
+    assert part.views[view].shape == (24, 24)
+    assert np.abs(part.views[view].astype(int) - whole.views[view][crop]).max() <= 1
+    assert np.array_equal(part.footprints[view], whole.footprints[view][crop])
+    assert (part.footprints[view] == FOOTPRINT_ANEURYSM).any()  # the sac is in it
+    assert part.positions == [p for p in whole.positions if p["view"] == view]
+
+
+def test_a_window_sampled_finer_equals_a_whole_render_at_that_finer_pitch():
+    view = "LI-B"
+    coarse = _render(96)
+    point = next(p for p in coarse.positions if p["view"] == view)
+    left, top = int(point["x"]) - 8, int(point["y"]) - 8
+    part = _render(96, {view: DetectorWindow(left, top, 16, 48)})  # three rays per pixel
+    fine = _render(288)
+    crop = (slice(3 * top, 3 * top + 48), slice(3 * left, 3 * left + 48))
+    rendered, expected = part.views[view].astype(int), fine.views[view][crop].astype(int)
+    assert np.abs(rendered - expected).max() <= 1  # float rounding at a grey level's edge
+    footprint, expected_fp = part.footprints[view], fine.footprints[view][crop]
+    assert (footprint != expected_fp).mean() < 0.01
+    # and it is finer than the view: the sac covers about nine times the pixels it does there
+    sac_fine = (footprint == FOOTPRINT_ANEURYSM).sum()
+    sac_coarse = (coarse.footprints[view][top:top + 16, left:left + 16] == FOOTPRINT_ANEURYSM).sum()
+    assert 5 * sac_coarse <= sac_fine <= 14 * sac_coarse
