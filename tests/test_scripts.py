@@ -43,3 +43,6 @@ def test_benchmark_measures_every_section_on_real_files(tmp_path):
     assert set(map(int, s["memory"]["peak_rss_mb"])) == {4, 20}  # N and 5N
     assert s["io"]["shape"] == [64, 64, 20] and s["io"]["read_ratio"] > 0
     assert s["inference"]["patients"] == 4 and s["inference"]["folds_ensembled"] == 2
+    # the export extra is installed here: the exported predictor is timed beside torch
+    assert s["inference"]["export_s"] > 0
+    assert all(t > 0 for t in s["inference"]["onnxruntime_s_per_patient"])

@@ -82,14 +82,14 @@ def _resume(run) -> list[str]:
     return ["--resume"] if (run / "config.yaml").exists() else []
 
 
-KILLS = 4  # per stage: each costs a process start (~3 s of imports), and the suite has 10 min
+KILLS = 3  # per stage: each costs a process start (~3 s of imports), and the suite has 10 min
 
 
 def test_killed_at_random_points_the_rerun_finishes_whole(kium_master, external_master,
                                                           tmp_path, cfg):
-    """Seeded SIGKILLs during preprocessing, projection with pretraining, and fine-tuning (4
+    """Seeded SIGKILLs during preprocessing, projection with pretraining, and fine-tuning (3
     each, at random fractions of an uninterrupted run's time); every rerun neither crashes
-    nor reuses a partial file, and the fine-tuning resumed through 4 kills ends exactly where
+    nor reuses a partial file, and the fine-tuning resumed through 3 kills ends exactly where
     an uninterrupted run does."""
     import numpy as np
 
