@@ -243,6 +243,17 @@ def test_paired_differences_are_per_seed_against_the_baseline_and_the_pairs():
     assert "seed 0 3.0, seed 1 2.0" in text  # minutes, each run once
 
 
+def test_a_pair_that_restates_an_arm_against_the_baseline_is_one_row_of_one_seed_each():
+    study = study_from_mapping({"name": "t", "kind": "pretrain", "baseline": "default",
+                                "arms": [{"name": "default"}, {"name": "b"}, {"name": "c"}],
+                                "pairs": [{"name": "b over default", "arm": "b",
+                                           "against": "default"}]})
+    assert [c.name for c in study.comparisons()] == ["b over default", "c − default"]
+    text = markdown(study, _rows())
+    assert "| b over default | +0.100 | -0.050 | +0.025 |" in text  # a cell per seed, then mean
+    assert "b − default" not in text
+
+
 def test_the_table_command_reads_and_rewrites_what_a_study_wrote(tmp_path):
     write_tables(tmp_path, _table_study(), _rows())
     (tmp_path / "t.md").unlink()

@@ -87,9 +87,12 @@ class Study:
                          f"{', '.join(a.name for a in self.arms)}")
 
     def comparisons(self) -> list[Comparison]:
-        """Every arm − the baseline, then the study's own pairs."""
-        return [Comparison(f"{a.name} − {self.baseline}", a.name, self.baseline)
-                for a in self.arms if a.name != self.baseline] + list(self.pairs)
+        """Every arm − the baseline, then the study's own pairs; a pair that restates an
+        arm − the baseline is that comparison (under the pair's name), not a second one."""
+        own = {(p.arm, p.against): p for p in self.pairs}
+        return [own.pop((a.name, self.baseline), None)
+                or Comparison(f"{a.name} − {self.baseline}", a.name, self.baseline)
+                for a in self.arms if a.name != self.baseline] + list(own.values())
 
     def select(self, names: list[str] | None) -> "Study":
         """Only the arms named (and the baseline, which every difference needs)."""
