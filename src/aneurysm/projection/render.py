@@ -208,7 +208,7 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
     volume = AnnotatedVolume(occ if mode.reads == "occupancy" else bright, lesion_iso,
                              artery_iso, territory, list(lesions), scale, origin)
     result = Projected({}, {}, {}, [])
-    done: dict[tuple[str, str], tuple] = {}
+    done: dict[tuple[str, str, DetectorWindow | None], tuple] = {}
     for view in KIUM_VIEWS:
         if windows is not None and view.name not in windows:
             continue
