@@ -268,6 +268,26 @@ def test_the_table_command_reads_and_rewrites_what_a_study_wrote(tmp_path):
     assert "default,adam val AUROC,0.7,0.1414" in summary
 
 
+def test_a_study_run_one_seed_at_a_time_keeps_every_finished_seed_in_its_tables(tmp_path):
+    """``--seeds 1`` into a folder that holds seed 0 redraws the tables with both seeds."""
+    from aneurysm.studies.runner import run_studies
+
+    study = load_study(_write_study(tmp_path, seeds=[0, 1]))
+    out = tmp_path / "o"
+    for a in plan([study], out, seeds=[0, 1]):  # every run finished, with a known score
+        path = Path(a.job.run_dir) / "result.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"metrics": {
+            "adam val AUROC": 0.5 + 0.1 * a.seed + 0.01 * len(a.arm), "minutes": 1.0}}))
+    (out / "seed_7").mkdir()  # a stray seed folder without runs is left out, not an error
+    for seeds in ([0], [1]):
+        found = run_studies([study], out, seeds=seeds, log=lambda *_: None)
+        assert sorted({r["seed"] for r in found[0][1]}) == [0, 1]
+    saved = json.loads((out / "tiny.results.json").read_text())
+    assert sorted({r["seed"] for r in saved["rows"]}) == [0, 1]
+    assert "| seed 0 | seed 1 |" in (out / "tiny.md").read_text()
+
+
 def test_the_table_of_a_folder_without_results_is_one_line(tmp_path):
     _one_line_error(_invoke("table", str(tmp_path)), "no study results")
 

@@ -37,6 +37,7 @@ def run_studies(studies: list[Study], out: Path, seeds: list[int] | None = None,
               [a.job for a in assignments] + [a.pretraining for a in assignments if a.pretraining]}
     results = {d: r for d, j in by_dir.items() if not rerun and (r := read_result(j))}
     todo = [j for d, j in by_dir.items() if d not in results]
+    tabled = assignments + _finished_elsewhere(studies, assignments, out, jobs, device, results)
     out.mkdir(parents=True, exist_ok=True)
     _draw(studies, {j.seed for j in todo}, out, log)
     for job in todo:
@@ -50,13 +51,31 @@ def run_studies(studies: list[Study], out: Path, seeds: list[int] | None = None,
                           if k in ("mean val AUROC", "held-out AUROC"))
         log(f"seed {job.seed}, {job.kind} of {'; '.join(names[job.run_dir])}: {shown or 'done'}"
             f" in {result['metrics']['minutes']:.1f} min ({job.run_dir})")
-        _write(studies, assignments, results, out)
+        _write(studies, tabled, results, out)
 
     kept = len(by_dir) - len(todo)
     log(f"{len(by_dir)} runs for {len(assignments)} arm-seeds ({kept} kept from before), "
         f"{min(jobs, max(len(todo), 1))} at a time")
     _execute(todo, jobs, finished, log)
-    return _write(studies, assignments, results, out)
+    return _write(studies, tabled, results, out)
+
+
+def _finished_elsewhere(studies: list[Study], assignments: list[Assignment], out: Path,
+                        jobs: int, device: str | None, results: dict[str, dict]
+                        ) -> list[Assignment]:
+    """The arm-seeds of seeds already in ``out`` but not asked for this time, whose runs have
+    finished (their results go into ``results``): a study run one seed at a time keeps every
+    seed in its tables instead of rewriting them with the last seed alone."""
+    asked = {a.seed for a in assignments}
+    on_disk = {int(p.name[5:]) for p in out.glob("seed_*") if p.name[5:].isdigit()} - asked
+    extra = []
+    for a in plan(studies, out, sorted(on_disk), _environment(jobs, device)) if on_disk else []:
+        runs = [j for j in (a.job, a.pretraining) if j is not None]
+        found = {j.run_dir: r for j in runs if (r := results.get(j.run_dir) or read_result(j))}
+        if len(found) == len(runs):
+            results.update(found)
+            extra.append(a)
+    return extra
 
 
 def prepare(studies: list[Study], out: Path, seeds: list[int] | None = None, jobs: int = 1,
