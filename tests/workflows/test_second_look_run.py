@@ -1,6 +1,9 @@
 """The second look end to end: fine-tuned from a pretraining that has one, predicted with, and
 drawn on the explanation montages."""
 
+import json
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -51,3 +54,23 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
     assert view_maps.crops.shape == (len(arrays), arrays.images.shape[1], 2, 3)
     assert ((view_maps.crops >= 0) & (view_maps.crops <= 1)).all()
     assert view_maps.crop_field == 0.125
+    # does the second look see the sac: every marked view of the held-out positives counted
+    table = tmp_path / "hits.json"
+    for extra in ([], ["--pretrained"]):
+        result = runner.invoke(cli, ["study", "crops", str(run), "--kium", str(kium_root),
+                                     "--json", str(table), *extra])
+        assert result.exit_code == 0, result.output
+        assert "| all sizes |" in result.output
+        found = json.loads(table.read_text())[0]
+        assert found["checkpoint"].endswith("pretrained.safetensors") == bool(extra)
+        positions = pd.read_csv(kium_root / "aneurysm_positions.csv")
+        marked = positions[positions["set"] == "test_set"]
+        assert sum(v["views"] for v in found["views"].values()) == len(marked)
+        for v in found["views"].values():
+            assert v["views"] == 0 or 0 <= v["covered"] <= 1
+        for scores in found["auroc"].values():
+            assert all(math.isnan(a) or 0 <= a <= 1 for a in scores.values())
+    # a run without a second look is one line
+    result = runner.invoke(cli, ["study", "crops", str(pre), "--kium", str(kium_root)])
+    assert result.exit_code == 2 and "is this a finished `aneurysm finetune` run?" in \
+        result.output.strip().splitlines()[-1], result.output

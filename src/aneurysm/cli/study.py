@@ -116,3 +116,26 @@ def study_by_size_cmd(runs, json_path) -> None:
     click.echo(text)
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1))
+
+
+@study_group.command("crops")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--kium", "kium_root", default=None, type=click.Path(file_okay=False),
+              help="The synthetic K-ium the runs were tuned on (default: a study's "
+                   "seed_N/data/kium beside each run).")
+@click.option("--pretrained", is_flag=True,
+              help="Score with each run's starting point (its pretraining) instead.")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the figures here.")
+def study_crops_cmd(runs, kium_root, pretrained, json_path) -> None:
+    """Does the second look see the aneurysm? Crops against the truth's sac positions, per
+    fine-tuning RUN (synthetic K-ium only), by size."""
+    from ..studies.crop_hits import crop_hits, report
+
+    results = []
+    for run in runs:
+        click.echo(f"{run} ...", err=True)
+        results.append(crop_hits(run, kium_root, pretrained))
+    click.echo(report(results))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=1))
