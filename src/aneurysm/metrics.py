@@ -200,3 +200,32 @@ def scores_by_size(presence: np.ndarray, prob: np.ndarray, radius_mm: np.ndarray
                  if positive.any() and negative.any() else Interval(math.nan, math.nan, math.nan))
         out.append(SizeScore(label, int(positive.sum()), int(negative.sum()), score))
     return out
+
+
+def location_scores_by_size(truth: np.ndarray, prob: np.ndarray, radius_mm: np.ndarray,
+                            n_boot: int = 1000, seed: int = 0) -> list[SizeScore]:
+    """The location AUROC by the size of the aneurysm at each location, pooled over locations:
+    each bin's (patient, location) pairs holding an aneurysm of that radius against every pair
+    holding none. ``truth`` 0/1, ``prob`` and ``radius_mm`` are (N, 21); a pair with an
+    aneurysm of unknown size is in no bin. The interval resamples patients, not pairs: a
+    patient's 21 answers are not independent."""
+    truth, prob = np.asarray(truth, int), np.asarray(prob, float)
+    radius_mm = np.asarray(radius_mm, float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(truth), size=(n_boot, len(truth)))
+    out = []
+    for label, low, high in SIZE_BINS:
+        positive = (truth == 1) & (radius_mm >= low) & (radius_mm < high)
+        keep = positive | (truth == 0)
+        y, p = positive[keep].astype(int), prob[keep]
+        value = safe_auroc(y, p)
+        if math.isnan(value):
+            out.append(SizeScore(label, int(positive.sum()), int((truth == 0).sum()),
+                                 Interval(math.nan, math.nan, math.nan)))
+            continue
+        stats = [safe_auroc(positive[d][keep[d]], prob[d][keep[d]]) for d in draws]
+        stats = np.array([s for s in stats if not math.isnan(s)])
+        low_q, high_q = np.quantile(stats, [0.025, 0.975])
+        out.append(SizeScore(label, int(positive.sum()), int((truth == 0).sum()),
+                             Interval(value, float(low_q), float(high_q))))
+    return out

@@ -33,6 +33,38 @@ def test_the_sizes_beside_the_truth_give_an_auroc_by_size(kium_root, tmp_path):
     assert evaluate_files(kium_root / "groundtruth.csv", pred, n_boot=50).by_size == ()
 
 
+def test_the_location_auroc_by_size_bins_each_location_by_the_aneurysm_there(kium_root,
+                                                                              tmp_path):
+    pred_path, truth = _prediction(kium_root, tmp_path)
+    sizes = pd.read_csv(kium_root / SIZES_FILE)
+    sizes = sizes[sizes["Index"].isin(truth["Index"])]  # the scored patients' aneurysms
+    large = sizes[sizes["radius_mm"] >= 3.0]
+    pred = pd.read_csv(pred_path)
+    locations = [c for c in truth.columns if c not in ("Index", "Aneurysm")]
+    pred[locations] = 0.1  # every empty location
+    pairs = sizes.groupby(["Index", "location"])["radius_mm"].max()  # the largest there
+    for (index, location), radius in pairs.items():
+        # small aneurysms missed (0), large ones found (0.9)
+        pred.loc[pred["Index"] == index, location] = 0.9 if radius >= 3.0 else 0.0
+    pred.to_csv(pred_path, index=False)
+    e = evaluate_files(kium_root / "groundtruth.csv", pred_path, n_boot=50)
+    by_label = {s.label: s for s in e.locations_by_size}
+    assert sum(s.positives for s in e.locations_by_size) == len(pairs)
+    assert all(s.negatives == int((truth[locations] == 0).to_numpy().sum())
+               for s in e.locations_by_size)
+    for label, low, high in (("under 2 mm", 0, 2), ("2-3 mm", 2, 3), ("3-4.5 mm", 3, 4.5)):
+        n = int(((pairs >= low) & (pairs < high)).sum())
+        assert by_label[label].positives == n
+        if n:
+            assert by_label[label].auroc.value == (1.0 if low >= 3 else 0.0)
+            assert by_label[label].auroc.low <= by_label[label].auroc.value <= \
+                by_label[label].auroc.high
+    assert len(large) and len(sizes) > len(large)  # the draw has both kinds
+    result = CliRunner().invoke(cli, ["evaluate", "--truth", str(kium_root / "groundtruth.csv"),
+                                      "--pred", str(pred_path), "--bootstrap", "50"])
+    assert result.exit_code == 0 and "radius of the aneurysm at each location" in result.output
+
+
 def test_a_bad_sizes_table_is_one_line_naming_it(kium_root, tmp_path):
     pred, _ = _prediction(kium_root, tmp_path)
     bad = tmp_path / "sizes.csv"

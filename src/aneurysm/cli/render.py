@@ -88,15 +88,21 @@ def print_evaluation(console: Console, e) -> None:
         loc.add_row(s.name, str(s.positives), _f(s.auroc), _f(s.average_precision))
     console.print(loc)
     print_by_size(console, e.by_size)
+    print_by_size(console, e.locations_by_size, locations=True)
 
 
-def print_by_size(console: Console, scores) -> None:
-    """The presence AUROC by aneurysm size, where the truth knew sizes (else nothing)."""
+def print_by_size(console: Console, scores, locations: bool = False) -> None:
+    """The presence (or the pooled location) AUROC by aneurysm size, where the truth knew
+    sizes (else nothing)."""
     if not any(s.positives for s in scores):
         return
-    sizes = Table(title="held-out AUROC by the largest aneurysm's radius (each bin's positives "
+    sizes = Table(title="held-out location AUROC by the radius of the aneurysm at each "
+                        "location (pooled over locations; each bin's aneurysms against every "
+                        "empty location)" if locations else
+                        "held-out AUROC by the largest aneurysm's radius (each bin's positives "
                         "against every negative)")
-    for col in ("radius", "positives", "negatives", "AUROC [95% CI]"):
+    heads = ("aneurysms", "empty locations") if locations else ("positives", "negatives")
+    for col in ("radius", *heads, "AUROC [95% CI]"):
         sizes.add_column(col, justify="left" if col == "radius" else "right")
     for s in scores:
         sizes.add_row(s.label, str(s.positives), str(s.negatives), str(s.auroc))

@@ -13,12 +13,13 @@ from ..metrics import (
     LocationScore,
     SizeScore,
     bootstrap_auroc,
+    location_scores_by_size,
     official_scores,
     per_location,
     scores_by_size,
 )
 from ..schema import KIUM_COLUMNS, LOCATION_NAMES
-from ..schema.sizes import SIZES_FILE, largest_radius
+from ..schema.sizes import SIZES_FILE, largest_radius, location_radius
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Evaluation:
     locations: list[LocationScore]
     #: presence AUROC by the largest aneurysm's radius, where a sizes table says it
     by_size: tuple[SizeScore, ...] = ()
+    #: location AUROC by the size of the aneurysm at each location, pooled over locations
+    locations_by_size: tuple[SizeScore, ...] = ()
 
 
 def read_table(path: Path, what: str) -> pd.DataFrame:
@@ -72,7 +75,12 @@ def evaluate_tables(truth: pd.DataFrame, pred: pd.DataFrame, truth_path: str | P
     p = pred["Aneurysm"].to_numpy(float)
     t_loc = truth[list(LOCATION_NAMES)].to_numpy(float)
     p_loc = pred[list(LOCATION_NAMES)].to_numpy(float)
-    by_size = () if sizes_path is None else tuple(
-        scores_by_size(y, p, largest_radius(sizes_path, truth.index), n_boot=min(n_boot, 1000)))
+    by_size = locations_by_size = ()
+    if sizes_path is not None:
+        boot = min(n_boot, 1000)
+        by_size = tuple(scores_by_size(y, p, largest_radius(sizes_path, truth.index), boot))
+        locations_by_size = tuple(location_scores_by_size(
+            t_loc, p_loc, location_radius(sizes_path, truth.index, LOCATION_NAMES), boot))
     return Evaluation(len(truth), bootstrap_auroc(y, p, n_boot=n_boot),
-                      official_scores(y, p, t_loc, p_loc), per_location(t_loc, p_loc), by_size)
+                      official_scores(y, p, t_loc, p_loc), per_location(t_loc, p_loc), by_size,
+                      locations_by_size)

@@ -19,6 +19,13 @@ SIZE_COLUMNS = ("Index", "location", "radius_mm")
 def largest_radius(path: str | Path, index) -> np.ndarray:
     """Per patient of ``index`` (K-ium Index values): its largest aneurysm's radius in mm, NaN
     for a patient without a row. A missing or malformed file is one line naming it."""
+    table = _read(path)
+    largest = table["radius_mm"].groupby(table["Index"]).max()
+    return np.array([float(largest.get(i, math.nan)) for i in index])
+
+
+def _read(path: str | Path) -> pd.DataFrame:
+    """The sizes table, checked: the columns there, every radius a positive number."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "aneurysm sizes file not found")
@@ -33,5 +40,18 @@ def largest_radius(path: str | Path, index) -> np.ndarray:
     if radius.isna().any() or (radius <= 0).any():
         row = int(np.flatnonzero(radius.isna() | (radius <= 0))[0]) + 2
         raise DataError(path, f"line {row}: radius_mm must be a positive number")
-    largest = radius.groupby(table["Index"]).max()
-    return np.array([float(largest.get(i, math.nan)) for i in index])
+    return table.assign(radius_mm=radius)
+
+
+def location_radius(path: str | Path, index, locations) -> np.ndarray:
+    """(N, L) radius in mm of the largest aneurysm at each of ``locations`` for each patient of
+    ``index``; NaN where the table has none."""
+    table = _read(path)
+    out = np.full((len(index), len(locations)), math.nan)
+    rows = {v: i for i, v in enumerate(index)}
+    cols = {v: j for j, v in enumerate(locations)}
+    for index_, location, radius in zip(table["Index"], table["location"], table["radius_mm"]):
+        i, j = rows.get(index_), cols.get(location)
+        if i is not None and j is not None:
+            out[i, j] = radius if math.isnan(out[i, j]) else max(out[i, j], radius)
+    return out
