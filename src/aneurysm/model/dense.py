@@ -198,8 +198,7 @@ class DenseMultiViewNet(nn.Module):
         s = self.settings
         b, v, h, w = maps.shape
         radius = max(int(s.crop_field * h / 2), 1)
-        centres, at_peaks = peak_centres(maps.detach().reshape(b * v, h, w), s.crops, radius)
-        prior = at_peaks if s.crop_credit == "map" else torch.zeros_like(at_peaks)
+        centres = peak_centres(maps.detach().reshape(b * v, h, w), s.crops, radius)
         k = centres.shape[1]
         if extra is not None:
             centres = torch.cat([centres, extra.reshape(b * v, -1, 2).to(centres.dtype)], 1)
@@ -208,9 +207,9 @@ class DenseMultiViewNet(nn.Module):
                              s.crop_size, s.crop_field)
         logits, inputs = self.second_look(crops, centres, embedding.reshape(b * v, -1))
         chosen = logits[:, :k]
-        weights = torch.softmax(s.pool_sharpness * (prior + chosen), -1)
+        weights = torch.softmax(s.pool_sharpness * chosen, -1)
         pooled = torch.einsum("nk,nkd->nd", weights, inputs[:, :k])
-        return {"evidence": crop_evidence(chosen, s.pool_sharpness, prior).reshape(b, v),
+        return {"evidence": crop_evidence(chosen, s.pool_sharpness).reshape(b, v),
                 "location_logits": self.second_look.locations(pooled).reshape(b, v, -1),
                 "crop_logits": logits.reshape(b, v, -1),
                 "crop_centres": centres.reshape(b, v, -1, 2), "crop_field": s.crop_field}

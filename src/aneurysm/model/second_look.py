@@ -25,18 +25,16 @@ from torch import nn
 from ..schema import NUM_LOCATIONS
 
 
-def peak_centres(maps: torch.Tensor, k: int, radius: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def peak_centres(maps: torch.Tensor, k: int, radius: int) -> torch.Tensor:
     """(N, h, w) logit maps -> (N, k, 2) centres (x, y) in [0, 1] of the k strongest local
-    maxima, each the strongest cell within ``radius`` cells, so two crops rarely show one blob,
-    and (N, k) the map's logits there."""
+    maxima, each the strongest cell within ``radius`` cells, so two crops rarely show one blob."""
     h, w = maps.shape[-2:]
     pooled = F.max_pool2d(maps[:, None], 2 * radius + 1, stride=1, padding=radius)[:, 0]
     peaks = torch.where(maps >= pooled, maps, maps - 1e4)  # non-maxima rank after every maximum
     index = peaks.flatten(1).topk(min(k, h * w), dim=1).indices
     xs = (index % w).to(maps.dtype) + 0.5
     ys = torch.div(index, w, rounding_mode="floor").to(maps.dtype) + 0.5
-    return torch.stack([xs / w, ys / h], -1), maps.flatten(1).gather(1, index)
+    return torch.stack([xs / w, ys / h], -1)
 
 
 def crop_grid(centres: torch.Tensor, theta: torch.Tensor | None, size: int, field: float
@@ -100,16 +98,6 @@ class PatchNet(nn.Module):
         return self.score(inputs)[..., 0], inputs
 
 
-def crop_evidence(logits: torch.Tensor, sharpness: float, prior: torch.Tensor | None = None
-                  ) -> torch.Tensor:
-    """(..., K) crop logits -> (...) their log-sum-exp smooth maximum; rises with any crop.
-
-    With ``prior`` (..., K), the map's logits at the crops, each crop counts with the prior
-    added, less the prior's own smooth maximum: zero while the crops say nothing, as without.
-    A crop's share of the gradient is then softmax(r (prior + logit)): a positive study
-    credits the crop where the map points, not whichever crop its own untrained scores favour.
-    """
-    if prior is None:
-        prior = torch.zeros_like(logits)
-    return (torch.logsumexp(sharpness * (prior + logits), -1)
-            - torch.logsumexp(sharpness * prior, -1)) / sharpness
+def crop_evidence(logits: torch.Tensor, sharpness: float) -> torch.Tensor:
+    """(..., K) crop logits -> (...) their log-sum-exp smooth maximum; rises with any crop."""
+    return (torch.logsumexp(sharpness * logits, -1) - math.log(logits.shape[-1])) / sharpness

@@ -38,10 +38,6 @@ class DenseSettings:
     crop_size: int = 32
     crop_field: float = 0.125
     crop_width: int = 16  # channels of the patch network's first stage, doubled at each stage
-    #: what weighs the crops in a view's evidence (and so which crop a positive study's loss
-    #: credits): "crops", their own scores; "map", their own scores plus the map's logit at
-    #: their peaks, so the crop where the first stage points is the one taught first
-    crop_credit: str = "crops"
 
     def __post_init__(self) -> None:
         if len(self.encoder_layers) != 4 or len(self.decoder_channels) not in (3, 4):
@@ -53,9 +49,6 @@ class DenseSettings:
         if self.crops < 0 or self.crop_size < 8 or not 0 < self.crop_field <= 1:
             raise ConfigError("model.dense.crops must be >= 0, crop_size >= 8 and crop_field in "
                               f"(0, 1], got {self.crops}, {self.crop_size}, {self.crop_field}")
-        if self.crop_credit not in ("crops", "map"):
-            raise ConfigError(f"model.dense.crop_credit must be crops or map, got "
-                              f"{self.crop_credit!r}")
         if self.encoder_block not in ("basic", "bottleneck"):
             raise ConfigError(f"model.dense.encoder_block must be basic or bottleneck, got "
                               f"{self.encoder_block!r}")
