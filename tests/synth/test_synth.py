@@ -85,7 +85,7 @@ def test_same_seed_same_bytes_and_existing_output_refused(tmp_path):
 
 @pytest.mark.slow
 def test_messy_mode_reproduces_the_real_mess(tmp_path):
-    root = write_kium(tmp_path / "m", SynthConfig(patients=6, test=0, seed=5, messy=True),
+    root = write_kium(tmp_path / "m", SynthConfig(patients=3, test=0, seed=5, messy=True),
                       workers=2, progress=False)
     files = sorted((root / "train_set").glob("*.jpg"))
     assert any(p.name.endswith(" (1).jpg") for p in files)  # the re-upload glitch
