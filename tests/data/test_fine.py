@@ -53,3 +53,30 @@ def test_fine_size_keeps_the_first_cache_and_is_read_only_by_a_second_look(tmp_p
     path.write_text("preprocess: {fine_size: 256}\nmodel: {dense: {crops: 4}}\n")
     config = load_config(path)
     assert config.preprocess.fine().image_size == 256 and config.model.settings.crops == 4
+
+
+def test_projected_studies_read_their_views_cast_with_more_rays(external_root, tmp_path):
+    from aneurysm.projection import ProjectionConfig, project_records
+    from aneurysm.projection.stage import fine_path
+    from aneurysm.sources import load_sources
+
+    records = load_sources(["lausanne"], external_root)[0]["lausanne"][:2]
+    projection = ProjectionConfig().resolved(32)
+    cache, fine = image_caches(str(tmp_path / "cache"), PreprocessConfig(image_size=32,
+                                                                         fine_size=64))
+    plain = project_records(records, tmp_path / "cache", projection, workers=1, progress=False)
+    arrays, _, _ = build_arrays(plain.records, cache, workers=1, progress=False, fine_cache=fine)
+    assert arrays.fine is None  # nothing finer to read: crops come from the views themselves
+    cast = project_records(records, tmp_path / "cache", projection, workers=1, progress=False,
+                           fine_pixels=64)
+    arrays, _, _ = build_arrays(cast.records, cache, workers=1, progress=False, fine_cache=fine)
+    assert arrays.fine is not None and arrays.fine.shape[-2:] == (64, 64)
+    for i, (before, after) in enumerate(zip(plain.records, cast.records)):
+        for j, (v0, v1) in enumerate(zip(before.views, after.views)):
+            assert bool(v0.path) == bool(v1.path)
+            if not v1.path:
+                assert not arrays.fine[i][j].any()
+                continue
+            assert v0.path != v1.path  # casts have a projection folder of their own
+            assert np.array_equal(arrays.fine[i][j], fine.load(fine_path(v1.path, 64)))
+            assert np.array_equal(cache.load(v0.path), cache.load(v1.path))  # same views

@@ -1,13 +1,14 @@
 """A crop rendered on its own: only the rays through a window of the detector, at the view's
-pitch or finer, are what a whole render at that pitch shows there (the second look's source
-for volumes)."""
+pitch or finer, are what a whole render at that pitch shows there; and a view cast again with
+more rays (the second look's source for volumes) is the render at that finer pitch."""
 
 import numpy as np
 import pytest
 
 from aneurysm.projection import ProjectionConfig
 from aneurysm.projection.drr import DetectorWindow
-from aneurysm.projection.render import FOOTPRINT_ANEURYSM, LESION, project_volume
+from aneurysm.projection.render import (FOOTPRINT_ANEURYSM, LESION, fine_spacing,
+                                        project_volume)
 
 
 def _labelled_sac():
@@ -26,10 +27,10 @@ def _config(pixels: int) -> ProjectionConfig:
     return ProjectionConfig(pixels=pixels, spacing_mm=0.5, fov_mm=50, territories=False)
 
 
-def _render(pixels: int, windows=None):
+def _render(pixels: int, windows=None, fine_pixels: int = 0):
     image, labels, lesions = _labelled_sac()
     return project_volume(image, (0.5, 0.5, 0.5), "3DRA", _config(pixels), lesions=lesions,
-                          labels=labels, windows=windows)
+                          labels=labels, windows=windows, fine_pixels=fine_pixels)
 
 
 @pytest.mark.parametrize("view", ["LI-A", "LI-B"])
@@ -63,3 +64,30 @@ def test_a_window_sampled_finer_equals_a_whole_render_at_that_finer_pitch():
     sac_fine = (footprint == FOOTPRINT_ANEURYSM).sum()
     sac_coarse = (coarse.footprints[view][top:top + 16, left:left + 16] == FOOTPRINT_ANEURYSM).sum()
     assert 5 * sac_coarse <= sac_fine <= 14 * sac_coarse
+
+
+def test_a_view_cast_with_more_rays_is_the_whole_render_at_that_pitch():
+    both = _render(64, fine_pixels=192)
+    coarse, fine = _render(64), _render(192)
+    assert set(both.fine) == set(both.views) == set(fine.views)
+    for view, cast in both.fine.items():
+        assert np.array_equal(both.views[view], coarse.views[view])  # the view itself is kept
+        assert cast.shape == (192, 192)
+        assert np.abs(cast.astype(int) - fine.views[view]).max() <= 1
+    # the sac where the view's positions put it, three times as finely drawn
+    point = next(p for p in both.positions if p["view"] == "LI-B")
+    x, y = round(3 * point["x"] + 1), round(3 * point["y"] + 1)
+    assert (fine.footprints["LI-B"][y - 1:y + 2, x - 1:x + 2] == FOOTPRINT_ANEURYSM).any()
+    assert both.fine["LI-B"][y, x] < 0.8 * np.median(both.fine["LI-B"])  # dark: contrast
+
+
+def test_a_finer_cast_is_sampled_no_finer_than_the_volume_allows():
+    config = ProjectionConfig().resolved(128)  # a 180-mm field: 1.41-mm grid
+    assert fine_spacing(config, (1.5, 1.5, 1.5), 512) == config.spacing_mm  # nothing finer there
+    assert fine_spacing(config, (0.75, 0.75, 0.8), 512) == 0.75
+    assert fine_spacing(config, (0.3, 0.3, 0.3), 512) == 0.5  # the floor
+    assert fine_spacing(config, (0.3, 0.3, 0.3), 256) == pytest.approx(180 / 256)  # a ray's pitch
+    # a grid twice as coarse as the rays: the cast stops at two rays per voxel
+    image, labels, lesions = _labelled_sac()
+    capped = project_volume(image, (0.5, 0.5, 0.5), "3DRA", _config(64), fine_pixels=512)
+    assert {c.shape for c in capped.fine.values()} == {(200, 200)}  # 2 x 50 mm / 0.5 mm

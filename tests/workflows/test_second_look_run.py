@@ -29,6 +29,8 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
     result = runner.invoke(cli, ["pretrain", "--source", "external", "--data-root",
                                  str(external_root), "--config", str(cfg), "--out", str(pre)])
     assert result.exit_code == 0, result.output
+    # its crops were read from the volumes cast again at the fine size, not the views enlarged
+    assert list((tmp_path / "cache" / "projections").rglob("*.fine64.png"))
     run = tmp_path / "run"
     result = runner.invoke(cli, ["finetune", "--root", str(kium_root), "--out", str(run),
                                  "--config", str(cfg), "--folds", "2",

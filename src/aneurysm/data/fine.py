@@ -1,12 +1,14 @@
 """The second look's source: every study's views at ``preprocess.fine_size``, in one array
 file on disk, read one study at a time.
 
-1,127 patients x 8 views at 1024 px are about 9 GB as uint8: they never sit in RAM. The array is
-written once per (records, fine preprocessing) into the cache folder, beside the fine image
-cache it is read from, through a memory map, and every later run reads the same file. Rows are
-read with plain file reads rather than through a map: a mapped page that has been read counts
-in the process's resident memory until the kernel reclaims it, a read page only in the page
-cache, which the kernel shares and gives back at will.
+1,127 patients x 8 views at 1024 px are about 9 GB as uint8: they never sit in RAM. A projected
+study's fine views are its views cast again with more rays (``project_records(fine_pixels=)``),
+where the projection stage rendered them. The array is written once per (records, fine
+preprocessing) into the cache folder, beside the fine image cache it is read from, through a
+memory map, and every later run reads the same file. Rows are read with plain file reads rather
+than through a map: a mapped page that has been read counts in the process's resident memory
+until the kernel reclaims it, a read page only in the page cache, which the kernel shares and
+gives back at will.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..io.hashing import params_hash
-from ..schema import StudyRecord
+from ..projection.stage import fine_path
+from ..schema import StudyRecord, ViewImage
 from .distributed import barrier, topology, warm_shared
 
 
@@ -50,31 +53,44 @@ def fine_views(records: list[StudyRecord], cache, n_views: int, errors: dict[str
                coarse: np.ndarray, workers: int | None = None, progress: bool = True,
                shared: bool = False) -> FineViews | None:
     """(N, V, F, F) uint8 views for ``records`` in order (absent views 0), on disk; None when
-    every study is projected from a volume (no 2-D frame to read finer).
+    no study has a finer source (every one projected, none cast finer).
 
-    ``cache`` is the fine ``ImageCache``. A projected study's fine views are its ``coarse``
-    views (N, V, S, S) resized: its volume was rendered at the first stage's size only.
+    ``cache`` is the fine ``ImageCache``. A projected study without its fine cast
+    (``fine_source``) takes its ``coarse`` views (N, V, S, S) resized.
     """
-    if all(r.volume is not None for r in records):
+    size = cache.config.image_size
+    sources = [[fine_source(r, v, errors, size) for v in r.views] for r in records]
+    paths = sorted({p for row in sources for p in row if p})
+    if not paths:
         return None
-    paths = sorted({v.path for r in records if r.volume is None for v in r.views
-                    if v.path and v.path not in errors})
     warm_shared(cache, paths, workers, progress, shared)
     t = topology()
-    hashes = [[cache.content_hash(v.path) if v.path and v.path not in errors else ""
-               for v in r.views] for r in records]
+    hashes = [[cache.content_hash(p or v.path) if p or (v.path and v.path not in errors) else ""
+               for p, v in zip(row, r.views)] for row, r in zip(sources, records)]
     key = params_hash({"fine": cache.params, "views": n_views, "hashes": hashes,
                        "projected": [r.volume is not None for r in records]})
     path = cache.root / "fine" / f"{key}.npy"
     if t.is_main and not path.is_file():
-        _write(path, records, cache, n_views, errors, coarse, progress)
+        _write(path, records, sources, cache, n_views, errors, coarse, progress)
     if shared and t.distributed:
         barrier()
     return FineViews(path)
 
 
-def _write(path: Path, records: list[StudyRecord], cache, n_views: int, errors: dict[str, str],
-           coarse: np.ndarray, progress: bool) -> None:
+def fine_source(record: StudyRecord, view: ViewImage, errors: dict[str, str], size: int
+                ) -> str | None:
+    """The file a view's fine row is read from: a frame itself, or a projected view's cast at
+    ``size`` rays; None for an absent view or a projected one without that cast."""
+    if not view.path or view.path in errors:
+        return None
+    if record.volume is None:
+        return view.path
+    cast = fine_path(view.path, size)
+    return str(cast) if cast.is_file() else None
+
+
+def _write(path: Path, records: list[StudyRecord], sources: list[list[str | None]], cache,
+           n_views: int, errors: dict[str, str], coarse: np.ndarray, progress: bool) -> None:
     """Row by row into a temporary file, then renamed: a killed run leaves no half array."""
     size = cache.config.image_size
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,13 +101,11 @@ def _write(path: Path, records: list[StudyRecord], cache, n_views: int, errors: 
         for i, r in enumerate(tqdm(records, desc="fine views", unit="study",
                                    disable=not progress)):
             for j, v in enumerate(r.views):
-                if not v.path or v.path in errors:
-                    continue
-                if r.volume is not None:
+                if sources[i][j]:
+                    out[i, j] = cache.load(sources[i][j])
+                elif v.path and v.path not in errors:
                     out[i, j] = np.asarray(Image.fromarray(coarse[i, j]).resize(
                         (size, size), Image.Resampling.BILINEAR))
-                else:
-                    out[i, j] = cache.load(v.path)
         out.flush()
         del out
         os.replace(tmp, path)

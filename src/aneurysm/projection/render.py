@@ -14,7 +14,8 @@ The artery map names, per pixel, the labelled artery with the longest path along
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -64,6 +65,9 @@ class Projected:
     footprints: dict[str, np.ndarray]  # uint8 FOOTPRINT_* per present view
     arteries: dict[str, np.ndarray]  # uint8 per present view: 1 + index into ARTERIES, 0 none
     positions: list[dict]  # [{view, x, y, r}] aneurysm centres in view pixels
+    #: uint8 image per present view: the same view cast with up to ``fine_pixels`` rays per side
+    #: (the second look's source; ``_render_view``); empty unless asked for
+    fine: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def pose_rotation(turn_deg: float, tilt_deg: float) -> np.ndarray:
@@ -148,7 +152,8 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
                    config: ProjectionConfig, lesions: list[tuple[np.ndarray, float]] = (),
                    labels: np.ndarray | None = None, arteries: np.ndarray | None = None,
                    seeds: np.ndarray | None = None, pose: tuple[float, float] = (0.0, 0.0),
-                   windows: dict[str, DetectorWindow] | None = None) -> Projected:
+                   windows: dict[str, DetectorWindow] | None = None, fine_pixels: int = 0
+                   ) -> Projected:
     """The eight K-ium views of one canonical volume.
 
     ``lesions``: (canonical voxel centre, radius in voxels) on the input grid; ``labels``: lesion
@@ -159,10 +164,12 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
     these degrees (``pose_rotation``), the annotations with it. ``windows``: only these views,
     each rendered on its own part of the detector (a crop read finer than the view, casting
     only the rays through it); images, footprints and artery maps are then the windows', and
-    aneurysm centres stay in the whole view's pixels.
+    aneurysm centres stay in the whole view's pixels. ``fine_pixels``: each view also cast on
+    the whole detector with this many rays per side (image only), so a crop of it shows what the
+    volume holds at a finer pitch than the view's, not the view's pixels enlarged.
     """
     config = config.resolved(config.pixels or 128)
-    s = config.spacing_mm
+    s = fine_spacing(config, spacing, fine_pixels) if fine_pixels else config.spacing_mm
     iso = resample_isotropic(data, spacing, s)
     bright = vessel_bright(iso, modality, (config.cta_window_low, config.cta_window_high),
                            config.cta_bone_level)
@@ -219,15 +226,26 @@ def project_volume(data: np.ndarray, spacing: tuple[float, float, float], modali
         if key not in done:
             tilt = config.towne_deg if (region == "V" and projection == "A") else 0.0
             done[key] = _render_view(volume, ViewGeometry(region, projection, centre, s, carm,
-                                                          tilt), config, window)
-        image, footprint, artery_map, points = done[key]
+                                                          tilt), config, window, fine_pixels)
+        image, footprint, artery_map, points, fine = done[key]
         result.views[view.name] = image
         if image is None:
             continue
+        if fine is not None:
+            result.fine[view.name] = fine
         result.footprints[view.name] = footprint
         result.arteries[view.name] = artery_map
         result.positions.extend({"view": view.name, **p} for p in points)
     return result
+
+
+def fine_spacing(config: ProjectionConfig, spacing: tuple[float, float, float],
+                 fine_pixels: int) -> float:
+    """The grid a view cast with ``fine_pixels`` rays is sampled from: as fine as a fine ray's
+    pitch at the isocentre, no finer than the volume's own voxels (that would add smoothness,
+    not detail) nor than 0.5 mm, never coarser than the view's own grid."""
+    pitch = config.fov_mm / fine_pixels
+    return min(config.spacing_mm, max(pitch, min(spacing), 0.5))
 
 
 def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
@@ -244,13 +262,14 @@ def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
 
 
 def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: ProjectionConfig,
-                 window: DetectorWindow | None = None):
-    """One view's image, footprint, artery map (on ``window`` of the detector, if given) and
-    aneurysm centres; Nones where the view's territory holds no vessel."""
+                 window: DetectorWindow | None = None, fine_pixels: int = 0):
+    """One view's image, footprint, artery map (on ``window`` of the detector, if given),
+    aneurysm centres and its image cast with ``fine_pixels`` rays per side (None for 0); Nones
+    where the view's territory holds no vessel."""
     inside = (volume.territory == (TERRITORIES.index(view.region) + 1) if config.territories
               else volume.territory > 0)
     if not inside.any():
-        return None, None, None, []
+        return None, None, None, [], None
     tilt, centre, s, carm = view.tilt_deg, view.centre, view.spacing, view.carm
 
     def view_of(v: np.ndarray, order: int) -> np.ndarray:
@@ -267,9 +286,15 @@ def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: Projection
     present = [] if artery_iso is None else [int(a) for a in np.unique(artery_iso[inside]) if a]
     channels += [view_of(artery_iso == a, 1) for a in present]
     sums = _project(channels, view.projection, centre, s, carm, "sum", window)
-    rays = Rays(sums[0].numpy(), lambda: _project(channels[:1], view.projection, centre, s, carm,
-                                                  "max", window)[0].numpy())
-    image = PROJECTION_MODES[config.mode].render(rays, config)
+    image = _image(sums[0], channels[0], view, config, window)
+    fine = None
+    if fine_pixels:
+        # two rays per voxel of the grid at most: more would interpolate, not resolve (the
+        # image cache brings every cast to the fine size)
+        rays = min(fine_pixels, 2 * math.ceil(config.fov_mm / s))
+        whole = DetectorWindow(0.0, 0.0, float(carm.pixels), rays)
+        fine = _image(_project(channels[:1], view.projection, centre, s, carm, "sum", whole)[0],
+                      channels[0], view, config, whole)
     footprint = np.full(image.shape, FOOTPRINT_BACKGROUND, dtype=np.uint8)
     if annotated:  # a ray through >= 0.3 mm of lesion or unknown voxels
         footprint[sums[2].numpy() >= 0.3 * s] = FOOTPRINT_UNKNOWN
@@ -295,4 +320,12 @@ def _render_view(volume: AnnotatedVolume, view: ViewGeometry, config: Projection
         pitch = carm.fov_mm * m / carm.pixels
         points.append({"x": round(x, 1), "y": round(y, 1),
                        "r": round(float(radius * scale.mean() * s * m / pitch), 1)})
-    return image, footprint, artery_map, points
+    return image, footprint, artery_map, points, fine
+
+
+def _image(total: torch.Tensor, value: np.ndarray, view: ViewGeometry, config: ProjectionConfig,
+           window: DetectorWindow | None) -> np.ndarray:
+    """The projection mode's grey levels from the path lengths ``total`` through ``value``."""
+    rays = Rays(total.numpy(), lambda: _project([value], view.projection, view.centre,
+                                                view.spacing, view.carm, "max", window)[0].numpy())
+    return PROJECTION_MODES[config.mode].render(rays, config)

@@ -91,20 +91,22 @@ def pose_angles(key: str, pose: int, jitter_deg: float) -> tuple[float, float]:
     return round(float(turn), 1), round(float(tilt), 1)
 
 
-def _pose_jobs(record: StudyRecord, folder: str, config: ProjectionConfig) -> list[tuple]:
-    """One rendering job per pose: (record, folder, config, angles); pose k > 0 in a folder
-    beside the canonical one, named by its angles."""
-    jobs = [(record, folder, config, (0.0, 0.0))]
+def _pose_jobs(record: StudyRecord, folder: str, config: ProjectionConfig, fine_pixels: int
+               ) -> list[tuple]:
+    """One rendering job per pose: (record, folder, config, angles, fine pixels); pose k > 0 in
+    a folder beside the canonical one, named by its angles."""
+    jobs = [(record, folder, config, (0.0, 0.0), fine_pixels)]
     for k in range(1, config.poses):
         turn, tilt = pose_angles(Path(folder).name, k, config.pose_jitter_deg)
-        jobs.append((record, f"{folder}.turn{turn:+.1f}.tilt{tilt:+.1f}", config, (turn, tilt)))
+        jobs.append((record, f"{folder}.turn{turn:+.1f}.tilt{tilt:+.1f}", config, (turn, tilt),
+                     fine_pixels))
     return jobs
 
 
-def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, float]]
+def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, float], int]
                  ) -> tuple[str, str]:
     """Render one record at one pose into ``folder``; returns (folder, error)."""
-    record, folder, config, pose = args
+    record, folder, config, pose, fine_pixels = args
     target = Path(folder)
     if (target / "positions.json").is_file():
         return folder, ""
@@ -115,7 +117,7 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, fl
         centres, labels = annotations.lesions(record, volume)
         artery_ids, seeds = annotations.arteries(record, volume) or (None, None)
         out = project_volume(volume.data, volume.spacing, record.modality, config, centres,
-                             labels, artery_ids, seeds, pose)
+                             labels, artery_ids, seeds, pose, fine_pixels=fine_pixels)
     except DataError as exc:
         return folder, str(exc)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,8 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, fl
             write_image(footprint_path(tmp / f"{name}.png"), out.footprints[name])
             if ref.arteries:
                 write_image(artery_path(tmp / f"{name}.png"), out.arteries[name])
+            if name in out.fine:
+                write_image(fine_path(tmp / f"{name}.png", fine_pixels), out.fine[name])
         if volume.decisions:
             (tmp / DECISIONS).write_text(json.dumps(volume.decisions))
         (tmp / "positions.json").write_text(json.dumps(out.positions))
@@ -142,22 +146,26 @@ def _project_one(args: tuple[StudyRecord, str, ProjectionConfig, tuple[float, fl
 
 def project_records(records: list[StudyRecord], cache_dir: str | Path,
                     config: ProjectionConfig = ProjectionConfig(), workers: int | None = None,
-                    skip_bad: bool = False, progress: bool = True) -> ProjectedSet:
+                    skip_bad: bool = False, progress: bool = True, fine_pixels: int = 0
+                    ) -> ProjectedSet:
     """2-D view records for 3-D ones (records with views already pass through unchanged).
 
     With ``config.poses`` = P > 1 each volume gives P records: the canonical views, then P - 1
     poses at other angulations, with study ids ending in ``POSE_MARK`` and the same patient id
-    (so a patient-level split keeps a volume's poses together)."""
-    params = params_hash(config.cache_params())
+    (so a patient-level split keeps a volume's poses together). ``fine_pixels`` > 0 also casts
+    each view with that many rays per side (``fine_path``), from a grid as fine as the volume
+    allows (``render.fine_spacing``); such projections have a cache folder of their own."""
+    key = config.cache_params() | ({"fine_pixels": fine_pixels} if fine_pixels else {})
+    params = params_hash(key)
     base = Path(cache_dir).expanduser() / "projections" / params
     base.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(base / "params.json", json.dumps(config.cache_params(), indent=1))
+    atomic_write_text(base / "params.json", json.dumps(key, indent=1))
     jobs, result = [], ProjectedSet([])
     for r in records:
         if r.volume is None:
             continue
         try:
-            jobs += _pose_jobs(r, str(base / content_key(r, params)), config)
+            jobs += _pose_jobs(r, str(base / content_key(r, params)), config, fine_pixels)
         except DataError as exc:
             if not skip_bad:
                 raise
@@ -218,6 +226,12 @@ def footprint_path(view_path: str | Path) -> Path:
     """Where the projection stage stores the footprint of the view image at ``view_path``."""
     view_path = Path(view_path)
     return view_path.with_name(view_path.stem + ".footprint.png")
+
+
+def fine_path(view_path: str | Path, pixels: int) -> Path:
+    """Where the projection stage stores the view at ``view_path`` cast with ``pixels`` rays."""
+    view_path = Path(view_path)
+    return view_path.with_name(f"{view_path.stem}.fine{pixels}.png")
 
 
 def artery_path(view_path: str | Path) -> Path:

@@ -116,13 +116,16 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     # then back to their sources: a projected record keeps its VolumeRef
     owner = {_identity(r): name for name, records in sources.items() for r in records}
     everything = [r for _, records in sorted(sources.items()) for r in records]
+    # a second look reads its crops from each view cast again at the fine size
+    fine_pixels = config.preprocess.fine_size if config.model.second_look else 0
     if world.distributed:  # each rank renders its share into the one shared cache
         project_records(shard(everything), config.data.cache_dir, projection,
-                        workers=config.data.workers or None, skip_bad=True, progress=progress)
+                        workers=config.data.workers or None, skip_bad=True, progress=progress,
+                        fine_pixels=fine_pixels)
         barrier()
     projected = project_records(everything, config.data.cache_dir, projection,
                                 workers=config.data.workers or None, skip_bad=skip_bad,
-                                progress=progress)
+                                progress=progress, fine_pixels=fine_pixels)
     skipped = list(projected.skipped)
     by_source: dict[str, list[StudyRecord]] = {name: [] for name in sorted(sources)}
     for r in projected.records:
