@@ -80,6 +80,12 @@ def _identity(r: StudyRecord) -> int:
     return id(r.volume) if r.volume is not None else id(r)
 
 
+def _fine_pixels(config: ExperimentConfig) -> int:
+    """Rays per side of each view's second, finer cast: a second look reads its crops there,
+    not from the first stage's views enlarged; 0 without one."""
+    return config.preprocess.fine_size if config.model.second_look else 0
+
+
 def _namespaced(r: StudyRecord) -> StudyRecord:
     """Study and patient ids unique across sources."""
     return r.relabel(study_id=f"{r.source}:{r.study_id}", patient_id=f"{r.source}:{r.patient_id}")
@@ -106,7 +112,8 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
                 projection = config.projection.resolved(config.preprocess.image_size)
                 write_run_metadata(run_dir, config, {
                     "sources": counts, "val_fraction": val_fraction, "train_share": train_share,
-                    "projection": asdict(projection), "processes": world.world_size})
+                    "projection": asdict(projection) | {"fine_pixels": _fine_pixels(config)},
+                    "processes": world.world_size})
     if resume:
         config = read_run_config(run_dir)
     projection = config.projection.resolved(config.preprocess.image_size)
@@ -116,8 +123,7 @@ def pretrain(run_dir: str | Path, sources: dict[str, list[StudyRecord]],
     # then back to their sources: a projected record keeps its VolumeRef
     owner = {_identity(r): name for name, records in sources.items() for r in records}
     everything = [r for _, records in sorted(sources.items()) for r in records]
-    # a second look reads its crops from each view cast again at the fine size
-    fine_pixels = config.preprocess.fine_size if config.model.second_look else 0
+    fine_pixels = _fine_pixels(config)
     if world.distributed:  # each rank renders its share into the one shared cache
         project_records(shard(everything), config.data.cache_dir, projection,
                         workers=config.data.workers or None, skip_bad=True, progress=progress,
