@@ -4,6 +4,7 @@ drawn on the explanation montages."""
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -58,13 +59,14 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
     assert view_maps.crop_field == 0.125
     # does the second look see the sac: every marked view of the held-out positives counted
     table = tmp_path / "hits.json"
-    for extra in ([], ["--pretrained"]):
+    sheet = tmp_path / "sheet.png"
+    for extra in (["--sheet", str(sheet)], ["--pretrained"]):
         result = runner.invoke(cli, ["study", "crops", str(run), "--kium", str(kium_root),
                                      "--json", str(table), *extra])
         assert result.exit_code == 0, result.output
         assert "| all sizes |" in result.output
         found = json.loads(table.read_text())[0]
-        assert found["checkpoint"].endswith("pretrained.safetensors") == bool(extra)
+        assert found["checkpoint"].endswith("pretrained.safetensors") == ("--pretrained" in extra)
         positions = pd.read_csv(kium_root / "aneurysm_positions.csv")
         marked = positions[positions["set"] == "test_set"]
         assert sum(v["views"] for v in found["views"].values()) == len(marked)
@@ -72,6 +74,16 @@ def test_pretrain_finetune_and_predict_with_a_second_look(kium_root, external_ro
             assert v["views"] == 0 or 0 <= v["covered"] <= 1
         for scores in found["auroc"].values():
             assert all(math.isnan(a) or 0 <= a <= 1 for a in scores.values())
+    # the sheet: a row per view with a sac (up to 8), a tile per crop the map chose
+    from PIL import Image
+
+    with Image.open(sheet) as im:
+        width, height = im.size
+        pixels = np.asarray(im)
+    assert width == 2 * (96 + 6) + 6
+    assert (height - 6) % (96 + 6 + 16) == 0
+    assert (height - 6) // (96 + 6 + 16) == min(len(marked.groupby(["Index", "view"])), 8)
+    assert pixels.min() < 128 < pixels.max()  # vessels drawn on a light ground
     # a run without a second look is one line
     result = runner.invoke(cli, ["study", "crops", str(pre), "--kium", str(kium_root)])
     assert result.exit_code == 2 and "is this a finished `aneurysm finetune` run?" in \

@@ -127,15 +127,18 @@ def study_by_size_cmd(runs, json_path) -> None:
               help="Score with each run's starting point (its pretraining) instead.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
               help="Also write the figures here.")
-def study_crops_cmd(runs, kium_root, pretrained, json_path) -> None:
+@click.option("--sheet", default=None, type=click.Path(dir_okay=False),
+              help="Also draw the first RUN's crops on views with a sac, with their "
+                   "probabilities, in this PNG.")
+def study_crops_cmd(runs, kium_root, pretrained, json_path, sheet) -> None:
     """Does the second look see the aneurysm? Crops against the truth's sac positions, per
     fine-tuning RUN (synthetic K-ium only), by size."""
     from ..studies.crop_hits import crop_hits, report
 
     results = []
-    for run in runs:
+    for k, run in enumerate(runs):
         click.echo(f"{run} ...", err=True)
-        results.append(crop_hits(run, kium_root, pretrained))
+        results.append(crop_hits(run, kium_root, pretrained, sheet if k == 0 else None))
     click.echo(report(results))
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1))

@@ -32,6 +32,7 @@ from ..model.predict import resolve_device
 from ..registry import get_adapter
 from ..schema import VIEW_TYPES
 from ..schema.sizes import largest_radius
+from .crop_sheet import draw_crop_sheet
 from .tables import mean_sd
 
 POSITIONS = "aneurysm_positions.csv"
@@ -44,7 +45,9 @@ def kium_root_of(run: Path) -> Path:
 
 
 def crop_hits(run: str | Path, kium_root: str | Path | None = None,
-              pretrained: bool = False) -> dict:
+              pretrained: bool = False, sheet: str | Path | None = None) -> dict:
+    """The figures for one run; ``sheet``: also draw its crops on sacs there
+    (``crop_sheet``)."""
     run = Path(run)
     root = Path(kium_root) if kium_root else kium_root_of(run)
     if not (root / POSITIONS).is_file():
@@ -72,7 +75,12 @@ def crop_hits(run: str | Path, kium_root: str | Path | None = None,
     maps = predict_maps([model], arrays, config.train.predict_options(), device)
     ids = [int(s) for s in arrays.study_ids]
     radius = largest_radius(root / "aneurysm_sizes.csv", ids)
-    views = _views(arrays, maps, pd.read_csv(root / POSITIONS), root, ids, radius)
+    positions = pd.read_csv(root / POSITIONS)
+    positions = positions[positions["set"] == "test_set"]
+    sizes = _frame_sizes(arrays, positions, root, ids)
+    views = _views(arrays, maps, positions, sizes, ids, radius)
+    if sheet:
+        draw_crop_sheet(arrays, maps, positions, sizes, ids, sheet)
     present = arrays.view_mask
     scores = {
         "crops alone": np.where(present, maps.crops[..., 2].max(-1), 0).max(1),
@@ -87,22 +95,35 @@ def crop_hits(run: str | Path, kium_root: str | Path | None = None,
     return {"run": str(run), "checkpoint": str(path), "views": views, "auroc": auroc}
 
 
-def _views(arrays, maps, positions: pd.DataFrame, root: Path, ids: list[int],
+def _frame_sizes(arrays, positions: pd.DataFrame, root: Path, ids: list[int]
+                 ) -> dict[tuple[int, str], tuple[int, int]]:
+    """(index, view name) -> the frame's (width, height), for each view with a sac: the truth's
+    positions are in frame pixels."""
+    from PIL import Image
+
+    marked = set(zip(positions["Index"], positions["view"]))
+    sizes = {}
+    for i, index in enumerate(ids):
+        for vid in arrays.view_ids[i]:
+            name = VIEW_TYPES[int(vid)].name
+            if (index, name) in marked:
+                with Image.open(root / "test_set" / f"{index}{name}.jpg") as im:
+                    sizes[(index, name)] = im.size
+    return sizes
+
+
+def _views(arrays, maps, positions: pd.DataFrame, sizes: dict, ids: list[int],
            radius: np.ndarray) -> dict[str, dict[str, float]]:
     """Per size bin: views with a sac, the share a crop covers, the crop's probability on the
     sac (median) and the view's best other crop (median)."""
-    from PIL import Image
-
     rows = []
-    positions = positions[positions["set"] == "test_set"]
     for i, index in enumerate(ids):
         for j, vid in enumerate(arrays.view_ids[i]):
             name = VIEW_TYPES[int(vid)].name
             marks = positions[(positions["Index"] == index) & (positions["view"] == name)]
             if marks.empty or not arrays.view_mask[i, j]:
                 continue
-            with Image.open(root / "test_set" / f"{index}{name}.jpg") as im:
-                w, h = im.size
+            w, h = sizes[(index, name)]
             crops = maps.crops[i, j]
             for m in marks.itertuples():
                 off = np.maximum(abs(crops[:, 0] - m.x / w), abs(crops[:, 1] - m.y / h))
