@@ -327,3 +327,30 @@ def test_a_checkpoint_from_before_the_registry_still_initialises(tmp_path):
     save_checkpoint(tmp_path / "other.pt", src, {"model": changed})
     with pytest.raises(AneurysmError, match="width"):
         load_init(_model(), tmp_path / "other.pt", {"model": arch})
+
+
+def test_a_narrow_map_network_gets_the_same_gradients_with_and_without_onednn():
+    """13 views through a width-8 encoder, channels last: oneDNN's strided 1x1 weight gradient
+    wrote out of bounds here (a crash or wrong gradients) until those convolutions became
+    subsample-then-1x1; its gradients now match PyTorch's own kernels."""
+    from aneurysm.model.dense import MapNet
+
+    torch.manual_seed(0)
+    net = MapNet(8, (1, 1, 1, 1), (16, 8, 8)).train()
+    views = torch.rand(13, 1, 64, 64)
+    grads = []
+    enabled = torch.backends.mkldnn.enabled
+    try:
+        for onednn in (True, False):
+            torch.backends.mkldnn.enabled = onednn
+            net.zero_grad()
+            maps, _ = net(views)
+            (maps * torch.linspace(-1, 1, maps.shape[-1])).sum().backward()
+            grads.append({n: p.grad.clone() for n, p in net.named_parameters() if p.dim() > 1})
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+    assert any("downsample" in name for name in grads[0])
+    for name, grad in grads[0].items():
+        scale = grads[1][name].abs().max()
+        assert scale > 0, name
+        assert torch.allclose(grad, grads[1][name], atol=1e-3 * scale.item()), name
