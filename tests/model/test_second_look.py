@@ -1,8 +1,6 @@
 """The second look: crops land where they should at every resolution, follow the augmentation
 and the left-right swap, add to the view's evidence, and survive pretrain -> finetune."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -136,39 +134,6 @@ def test_a_view_adds_its_crops_evidence_to_the_first_stage():
     assert out["crop_logits"].shape == (2, 8, 3) and out["crop_centres"].shape == (2, 8, 3, 2)
     assert torch.allclose(out["view_logits"], expected, atol=1e-5)
     assert not torch.allclose(out["view_logits"], first, atol=1e-3)
-
-
-def test_the_crops_own_study_logit_ignores_the_map_and_absent_views_and_trains_the_crops():
-    from aneurysm.model.dense import pool_views
-    from aneurysm.training.config import LossWeights
-    from aneurysm.training.losses import multitask_loss
-
-    model = _model().eval()
-    with torch.no_grad():
-        torch.nn.init.normal_(model.second_look.score[-1].weight, std=1.0)
-        images = torch.rand(2, 8, 1, 64, 64)
-        ids = torch.arange(8).repeat(2, 1)
-        mask = torch.ones(2, 8, dtype=torch.bool)
-        mask[1, 5:] = False
-        fine = torch.rand(2, 8, 128, 128)
-        out = model(images, ids, mask, fine=fine)
-        own = crop_evidence(out["crop_logits"][..., :3], 5.0) + math.log(0.01 / 0.99)
-        assert torch.allclose(out["crop_presence"], pool_views(own, mask), atol=1e-5)
-        # the map's level moves the study's logit, not the crops' own
-        model.body.map_head.bias += 3.0
-        shifted = model(images, ids, mask, fine=fine)
-        assert not torch.allclose(shifted["presence"], out["presence"], atol=1e-3)
-        assert torch.allclose(shifted["crop_presence"], out["crop_presence"], atol=1e-5)
-    batch = {"presence": torch.tensor([1.0, 0.0]), "presence_known": torch.tensor([True, True]),
-             "locations": torch.zeros(2, 21), "location_known": torch.zeros(2, 21, dtype=bool)}
-    grads = []
-    for weight in (0.0, 1.0):
-        model.zero_grad()
-        model.train()
-        out = model(images, ids, mask, fine=fine)
-        multitask_loss(out, batch, LossWeights(crops=0.0, crops_alone=weight)).backward()
-        grads.append(model.second_look.score[-1].bias.grad.clone())
-    assert not torch.allclose(grads[0], grads[1])
 
 
 def test_pretrain_to_finetune_keeps_every_weight_of_both_stages(tmp_path):

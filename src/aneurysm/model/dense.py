@@ -28,9 +28,6 @@ from .second_look import PatchNet, crop_evidence, peak_centres, sample_crops
 
 _ABSENT = -30.0  # logit of every cell of an absent view
 _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
-#: the crops' own study logit (``crop_presence``) starts from this per-view probability; the
-#: patch network's score bias then learns the level
-_CROP_PRIOR = math.log(_PRIOR / (1 - _PRIOR))
 #: crops per view a training step adds to the map's: the known footprint (or a vessel point
 #: where none is known) and two random vessel points, so the patch network sees lesions and
 #: their mimics, not only what the map already finds
@@ -203,11 +200,7 @@ class DenseMultiViewNet(nn.Module):
             source = images[:, :, 0] if fine is None else fine
             look = self._second_look(maps, source, None if fine is None else fine_theta,
                                      embedding, crop_centres)
-            evidence = look.pop("evidence")
-            # what the crops say by themselves, so a loss can ask them to find the patient's
-            # aneurysm without the map's help (``loss.crops_alone``)
-            look["crop_presence"] = pool_views(evidence + _CROP_PRIOR, view_mask)
-            view_logits = view_logits + evidence
+            view_logits = view_logits + look.pop("evidence")
             location_logits = location_logits + look.pop("location_logits")
         view_logits = view_logits.masked_fill(~view_mask, _ABSENT)
         # P(aneurysm at l, seen in view v) = P(seen in v) * P(at l | seen in v)

@@ -75,10 +75,6 @@ class LossWeights:
     #: dense model's second look: BCE per crop where its label is known (footprints, or a
     #: study without an aneurysm)
     crops: float = 1.0
-    #: dense model's second look: BCE of the crops' own study logit (their smooth maximum per
-    #: view, noisy-OR over views) on the study's label. Added to the map's evidence, the crops
-    #: only learned to correct it; alone, they must find the aneurysm themselves
-    crops_alone: float = 0.0
     #: dense model: focal exponent of the map loss; 0 is plain BCE, which keeps pushing on
     #: cells the map already calls unlikely (vessels that are no aneurysm) where 2 lets them be
     map_gamma: float = 2.0

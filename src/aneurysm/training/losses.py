@@ -114,9 +114,6 @@ def multitask_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     if "crop_logits" in out and weights.crops > 0:
         labels, known = crop_targets(out["crop_centres"], float(out["crop_field"]), batch)
         loss = loss + weights.crops * masked_bce(out["crop_logits"], labels, known)
-    if "crop_presence" in out and weights.crops_alone > 0:
-        loss = loss + weights.crops_alone * masked_bce(out["crop_presence"], batch["presence"],
-                                                       batch["presence_known"])
     if "view_label" not in batch:
         return loss
     label, mask = batch["view_label"], batch["view_mask"]
