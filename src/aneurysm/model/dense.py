@@ -90,8 +90,11 @@ def _subsample_pointwise(module: nn.Module) -> None:
     for name, child in module.named_children():
         if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)
                 and child.stride != (1, 1) and child.padding == (0, 0)):
-            swapped = _SubsampledPointwise(child.in_channels, child.out_channels, 1,
-                                           stride=child.stride, bias=child.bias is not None)
+            # built without initialising (that would draw from the global generator and shift
+            # every later draw of a seeded run), then given the convolution's own weights
+            swapped = nn.utils.skip_init(_SubsampledPointwise, child.in_channels,
+                                         child.out_channels, 1, stride=child.stride,
+                                         bias=child.bias is not None)
             swapped.load_state_dict(child.state_dict())
             setattr(module, name, swapped)
         else:
