@@ -358,14 +358,14 @@ def test_a_narrow_map_network_gets_the_right_gradients_on_any_number_of_views():
 
 
 def test_the_subsampled_shortcut_keeps_the_weights_the_result_and_the_seeded_draws():
-    from aneurysm.model.dense import _subsample_pointwise
+    from aneurysm.model.strided_pointwise import subsample_pointwise
 
     def build():
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1, stride=2))
 
     plain, swapped = build(), build()
-    _subsample_pointwise(swapped)
+    subsample_pointwise(swapped)
     after_swap = torch.rand(4)
     build()
     assert torch.equal(after_swap, torch.rand(4))  # a seeded run draws what it drew before

@@ -25,6 +25,7 @@ from ..schema import ARTERIES, NUM_LOCATIONS, VIEW_TYPES
 from .config import ModelConfig
 from .present_views import on_present_views
 from .second_look import PatchNet, crop_evidence, peak_centres, sample_crops
+from .strided_pointwise import subsample_pointwise
 
 _ABSENT = -30.0  # logit of every cell of an absent view
 _PRIOR = 0.01  # initial per-cell aneurysm probability, so the first steps are not noise
@@ -75,32 +76,6 @@ class _UpCat(UpCat):
         return self.convs(torch.cat([x_e, x_0], dim=1))
 
 
-class _SubsampledPointwise(nn.Conv2d):
-    """A 1x1 convolution of stride s, computed as every s-th pixel through a 1x1 convolution of
-    stride 1: the same result and weights, but not oneDNN's strided 1x1 kernel, whose
-    channels-last weight gradient writes out of bounds when a layer has fewer input channels
-    than the CPU's block (16 with AVX-512): wrong gradients, or a crash (oneDNN issue 6035)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x[..., ::self.stride[0], ::self.stride[1]], self.weight, self.bias)
-
-
-def _subsample_pointwise(module: nn.Module) -> None:
-    """Swap every strided 1x1 convolution under ``module`` for ``_SubsampledPointwise``."""
-    for name, child in module.named_children():
-        if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)
-                and child.stride != (1, 1) and child.padding == (0, 0)):
-            # built without initialising (that would draw from the global generator and shift
-            # every later draw of a seeded run), then given the convolution's own weights
-            swapped = nn.utils.skip_init(_SubsampledPointwise, child.in_channels,
-                                         child.out_channels, 1, stride=child.stride,
-                                         bias=child.bias is not None)
-            swapped.load_state_dict(child.state_dict())
-            setattr(module, name, swapped)
-        else:
-            _subsample_pointwise(child)
-
-
 class MapNet(nn.Module):
     """Per view: a MONAI ResNet encoder (strides 4-32) and a U-Net decoder of MONAI ``UpCat``
     blocks back to stride 4 (three blocks) or 2 (four), with a 1x1 map head. Returns (logit map,
@@ -114,7 +89,7 @@ class MapNet(nn.Module):
         self.encoder = ResNet(block, list(layers), planes, spatial_dims=2,
                               n_input_channels=unshuffle * unshuffle,
                               conv1_t_size=5, conv1_t_stride=2, feed_forward=False)
-        _subsample_pointwise(self.encoder)
+        subsample_pointwise(self.encoder)
         out = [p * (4 if block == "bottleneck" else 1) for p in planes]  # bottleneck expands x4
         # a fourth decoder block goes on to stride 2 on the stem's output (before its max-pool)
         ins = [out[3], *decoder[:-1]]

@@ -14,6 +14,7 @@ from ..schema import NUM_LOCATIONS, VIEW_TYPES
 from .backbone import create_backbone
 from .config import ModelConfig
 from .present_views import on_present_views
+from .strided_pointwise import subsample_pointwise
 
 
 class MaskedAttentionPool(nn.Module):
@@ -37,6 +38,7 @@ class GlobalMultiViewNet(nn.Module):
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        subsample_pointwise(backbone)  # channels-last strided 1x1 gradients (strided_pointwise)
         self.backbone = backbone.to(memory_format=torch.channels_last)  # faster on CPU and GPU
         self.project = nn.Linear(backbone.num_features, config.embed_dim)
         self.view_embedding = nn.Embedding(len(VIEW_TYPES), config.embed_dim)
