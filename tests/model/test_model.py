@@ -330,15 +330,17 @@ def test_a_checkpoint_from_before_the_registry_still_initialises(tmp_path):
 
 
 def test_a_narrow_map_network_gets_the_right_gradients_on_any_number_of_views():
-    """13 views through a width-8 encoder, channels last: oneDNN's strided 1x1 weight gradient
-    wrote out of bounds here (a crash or wrong gradients) until those convolutions became
-    subsample-then-1x1. The float32 gradients of training now match a float64 computation."""
+    """13 views through a width-8 encoder, channels last, two threads: oneDNN's strided 1x1
+    weight gradient wrote out of bounds here (a crash or wrong gradients) until those
+    convolutions became subsample-then-1x1. Its float32 gradients now match float64. (Eval-mode
+    batch norm: in training mode a near-constant channel's batch statistics amplify float32's
+    rounding to whole percents, whichever kernel runs.)"""
     import copy
 
     from aneurysm.model.dense import MapNet
 
     torch.manual_seed(0)
-    net = MapNet(8, (1, 1, 1, 1), (16, 8, 8)).train()
+    net = MapNet(8, (1, 1, 1, 1), (16, 8, 8)).eval()
     views = torch.rand(13, 1, 64, 64)
 
     def gradients(model, x):
@@ -346,15 +348,18 @@ def test_a_narrow_map_network_gets_the_right_gradients_on_any_number_of_views():
         (maps * torch.linspace(-1, 1, maps.shape[-1], dtype=maps.dtype)).sum().backward()
         return {n: p.grad.double() for n, p in model.named_parameters() if p.dim() > 1}
 
-    trained = gradients(copy.deepcopy(net), views)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the crash needed two threads; other tests may have set one
+    try:
+        trained = gradients(copy.deepcopy(net), views)
+    finally:
+        torch.set_num_threads(threads)
     exact = gradients(copy.deepcopy(net).double(), views.double())
     assert any("downsample" in name for name in trained)
     for name, grad in exact.items():
         scale = grad.abs().max()
         assert scale > 0, name
-        # float32 against float64 through batch norms: within a percent of the largest entry
-        # (the bug's gradients were off by orders of magnitude, when it did not crash)
-        assert torch.allclose(trained[name], grad, atol=1e-2 * scale.item()), name
+        assert torch.allclose(trained[name], grad, atol=1e-4 * scale.item()), name
 
 
 def test_the_subsampled_shortcut_keeps_the_weights_the_result_and_the_seeded_draws():
