@@ -153,6 +153,7 @@ def test_fine_tuning_arms_share_a_pretraining_that_hashes_alike(tmp_path):
     ({"kind": "both"}, "kind must be one of"),
     ({"baseline": "nope"}, "baseline 'nope' is not one of the arms"),
     ({"arms": [{"name": "a"}, {"name": "a"}]}, "arm names repeat"),
+    ({"arms": [{"name": "a, b"}, {"name": "a b"}]}, "would share the folder arms/a_b"),
     ({"arms": [{"name": "a", "epochs": 3}]}, "unknown keys ['epochs']"),
     ({"arms": [{"name": "a", "pretrained": False}]}, "'pretrained' is for finetune studies"),
     ({"data": {"external": {"rsna": 5, "mri": 3}}}, "data.external: unknown keys ['mri']"),
@@ -431,3 +432,13 @@ def test_study_errors_are_the_package_s_user_errors():
     from aneurysm.errors import AneurysmError
 
     assert issubclass(StudyError, AneurysmError)
+
+
+@pytest.mark.parametrize("name, folder", [("default", "default"), ("second look", "second_look"),
+                                          ("pretrained, DRR + arteries", "pretrained_DRR_arteries"),
+                                          ("a third, lr 0.005", "a_third_lr_0.005"),
+                                          ("dense/global (x)", "dense_global_x"), (", ", "arm")])
+def test_an_arms_folder_name_needs_no_quoting(name, folder):
+    from aneurysm.studies.spec import arm_folder
+
+    assert arm_folder(name) == folder

@@ -19,7 +19,7 @@ from ..errors import AneurysmError
 from .draws import draw_external, draw_kium
 from .jobs import execute, read_result, write_splits
 from .plan import Assignment, Job, check_studies, plan
-from .spec import Study, StudyError
+from .spec import Study, StudyError, arm_folder
 from .tables import Row, write_tables
 
 Log = Callable[[str], None]
@@ -191,7 +191,7 @@ def _link(assignments: list[Assignment], out: Path) -> None:
     """OUT/seed_S/arms/ARM -> the arm's run, so a run can be found by its arm's name (the
     last study of a call wins where two name different runs alike)."""
     for a in assignments:
-        link = out / f"seed_{a.seed}" / "arms" / a.arm.replace(" ", "_").replace("/", "_")
+        link = out / f"seed_{a.seed}" / "arms" / arm_folder(a.arm)
         target = os.path.relpath(a.job.run_dir, link.parent)
         try:
             link.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ start. A mistake is one line naming the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,12 @@ def study_from_mapping(values: dict, where: str = "study") -> Study:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise StudyError(f"{where}: arm names repeat: {twice}")
+    folders: dict[str, str] = {}
+    for name in names:
+        other = folders.setdefault(arm_folder(name), name)
+        if other != name:
+            raise StudyError(f"{where}: arms {other!r} and {name!r} would share the folder "
+                             f"arms/{arm_folder(name)}; rename one")
     baseline = values.get("baseline", names[0])
     if baseline not in names:
         raise StudyError(f"{where}: baseline {baseline!r} is not one of the arms {names}")
@@ -204,6 +211,13 @@ def _arm(values: Any, kind: str, where: str) -> Arm:
     return Arm(values["name"], _overrides(values.get("overrides"), where),
                _number(values.get("share", 1.0), f"{where} ({values['name']}): share", 0.0, 1.0),
                pretrained)
+
+
+def arm_folder(name: str) -> str:
+    """The arm's folder under ``seed_S/arms``: its name with every run of characters other than
+    letters, digits, '.' and '-' as one '_', so a path needs no quoting ("pretrained, DRR + arteries"
+    -> "pretrained_DRR_arteries")."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_") or "arm"
 
 
 def _overrides(values: Any, where: str) -> dict[str, dict]:
