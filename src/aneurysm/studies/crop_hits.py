@@ -30,9 +30,9 @@ from ..metrics import SIZE_BINS, safe_auroc
 from ..model.checkpoint import checkpoint_path, load_model
 from ..model.predict import resolve_device
 from ..registry import get_adapter
-from ..schema import VIEW_TYPES
 from ..schema.sizes import largest_radius
 from .crop_sheet import draw_crop_sheet
+from .sac_views import covers, frame_sizes, views_with_sacs
 from .tables import mean_sd
 
 POSITIONS = "aneurysm_positions.csv"
@@ -77,7 +77,7 @@ def crop_hits(run: str | Path, kium_root: str | Path | None = None,
     radius = largest_radius(root / "aneurysm_sizes.csv", ids)
     positions = pd.read_csv(root / POSITIONS)
     positions = positions[positions["set"] == "test_set"]
-    sizes = _frame_sizes(arrays, positions, root, ids)
+    sizes = frame_sizes(arrays, positions, root, ids)
     views = _views(arrays, maps, positions, sizes, ids, radius)
     if sheet:
         draw_crop_sheet(arrays, maps, positions, sizes, ids, sheet)
@@ -95,41 +95,17 @@ def crop_hits(run: str | Path, kium_root: str | Path | None = None,
     return {"run": str(run), "checkpoint": str(path), "views": views, "auroc": auroc}
 
 
-def _frame_sizes(arrays, positions: pd.DataFrame, root: Path, ids: list[int]
-                 ) -> dict[tuple[int, str], tuple[int, int]]:
-    """(index, view name) -> the frame's (width, height), for each view with a sac: the truth's
-    positions are in frame pixels."""
-    from PIL import Image
-
-    marked = set(zip(positions["Index"], positions["view"]))
-    sizes = {}
-    for i, index in enumerate(ids):
-        for vid in arrays.view_ids[i]:
-            name = VIEW_TYPES[int(vid)].name
-            if (index, name) in marked:
-                with Image.open(root / "test_set" / f"{index}{name}.jpg") as im:
-                    sizes[(index, name)] = im.size
-    return sizes
-
-
 def _views(arrays, maps, positions: pd.DataFrame, sizes: dict, ids: list[int],
            radius: np.ndarray) -> dict[str, dict[str, float]]:
     """Per size bin: views with a sac, the share a crop covers, the crop's probability on the
     sac (median) and the view's best other crop (median)."""
     rows = []
-    for i, index in enumerate(ids):
-        for j, vid in enumerate(arrays.view_ids[i]):
-            name = VIEW_TYPES[int(vid)].name
-            marks = positions[(positions["Index"] == index) & (positions["view"] == name)]
-            if marks.empty or not arrays.view_mask[i, j]:
-                continue
-            w, h = sizes[(index, name)]
-            crops = maps.crops[i, j]
-            for m in marks.itertuples():
-                off = np.maximum(abs(crops[:, 0] - m.x / w), abs(crops[:, 1] - m.y / h))
-                hit = off < maps.crop_field / 2
-                rows.append((radius[i], hit.any(), crops[hit, 2].max() if hit.any() else np.nan,
-                             crops[~hit, 2].max() if (~hit).any() else np.nan))
+    for i, j, sacs in views_with_sacs(arrays, positions, sizes, ids):
+        crops = maps.crops[i, j]
+        for sac in sacs:
+            hit = covers(crops, sac, maps.crop_field)
+            rows.append((radius[i], hit.any(), crops[hit, 2].max() if hit.any() else np.nan,
+                         crops[~hit, 2].max() if (~hit).any() else np.nan))
     table = pd.DataFrame(rows, columns=["radius", "hit", "on", "other"])
     out = {}
     for label, low, high in SIZE_BINS:

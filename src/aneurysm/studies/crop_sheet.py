@@ -12,36 +12,32 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from ..io.images import write_image
-from ..schema import VIEW_TYPES
+from .sac_views import covers, views_with_sacs
 
 _TILE, _GAP, _TEXT = 96, 6, 16  # px: a crop as drawn, the space between, its caption
 
 
-def draw_crop_sheet(arrays, maps, positions: pd.DataFrame, sizes: dict[int, tuple[int, int]],
+def draw_crop_sheet(arrays, maps, positions: pd.DataFrame,
+                    sizes: dict[tuple[int, str], tuple[int, int]],
                     ids: list[int], path: str | Path, rows: int = 8) -> int:
     """Write the sheet of the first ``rows`` views with a sac to ``path`` (PNG); returns the
     rows drawn. ``positions``: the truth's sacs in frame pixels (``Index``, ``view``, ``x``,
     ``y``); ``sizes``: each (index, view name)'s frame (width, height)."""
     k = maps.crops.shape[2]
     tiles = []
-    for i, index in enumerate(ids):
-        for j, vid in enumerate(arrays.view_ids[i]):
-            name = VIEW_TYPES[int(vid)].name
-            marks = positions[(positions["Index"] == index) & (positions["view"] == name)]
-            if marks.empty or not arrays.view_mask[i, j] or len(tiles) >= rows:
-                continue
-            w, h = sizes[(index, name)]
-            view = arrays.fine_view(i)[j] if arrays.fine is not None else arrays.images[i, j]
-            half = max(int(round(maps.crop_field * view.shape[-1] / 2)), 1)
-            padded = np.pad(view, half, mode="edge")
-            row = []
-            for x, y, p in maps.crops[i, j]:
-                cx, cy = int(x * view.shape[-1]), int(y * view.shape[-2])
-                off = np.maximum(abs(x - marks["x"].to_numpy() / w),
-                                 abs(y - marks["y"].to_numpy() / h))
-                row.append((padded[cy:cy + 2 * half, cx:cx + 2 * half], float(p),
-                            bool((off < maps.crop_field / 2).any())))
-            tiles.append(row)
+    for i, j, sacs in views_with_sacs(arrays, positions, sizes, ids):
+        if len(tiles) >= rows:
+            break
+        view = arrays.fine_view(i)[j] if arrays.fine is not None else arrays.images[i, j]
+        half = max(int(round(maps.crop_field * view.shape[-1] / 2)), 1)
+        padded = np.pad(view, half, mode="edge")
+        crops = maps.crops[i, j]
+        hits = np.any([covers(crops, sac, maps.crop_field) for sac in sacs], axis=0)
+        row = []
+        for (x, y, p), on_sac in zip(crops, hits):
+            cx, cy = int(x * view.shape[-1]), int(y * view.shape[-2])
+            row.append((padded[cy:cy + 2 * half, cx:cx + 2 * half], float(p), bool(on_sac)))
+        tiles.append(row)
     sheet = Image.new("L", (k * (_TILE + _GAP) + _GAP,
                             max(len(tiles), 1) * (_TILE + _GAP + _TEXT) + _GAP), 255)
     draw = ImageDraw.Draw(sheet)
